@@ -1,0 +1,1 @@
+"""CenterNet data: datasets, transforms, collate and the LightningDataModule."""

@@ -1,0 +1,1 @@
+"""CenterNet model: backbones, necks, heads, criterion and the assembly."""
