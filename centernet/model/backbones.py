@@ -1,0 +1,89 @@
+"""Backbones: torchvision ResNets as stride-32 feature extractors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import torch
+import torchvision
+from torch import Tensor, nn
+from torchvision.models import ResNet18_Weights, ResNet34_Weights, ResNet50_Weights, ResNet101_Weights, WeightsEnum
+
+__all__ = ["ResNetBackbone"]
+
+# name -> (constructor, ImageNet weights, channels of the last stage). resnet50/101 use torchvision's newer
+# V2 recipe (higher ImageNet accuracy); resnet18/34 only have V1.
+_RESNETS: dict[str, tuple[Callable[..., torchvision.models.ResNet], WeightsEnum, int]] = {
+    "resnet18": (torchvision.models.resnet18, ResNet18_Weights.IMAGENET1K_V1, 512),
+    "resnet34": (torchvision.models.resnet34, ResNet34_Weights.IMAGENET1K_V1, 512),
+    "resnet50": (torchvision.models.resnet50, ResNet50_Weights.IMAGENET1K_V2, 2048),
+    "resnet101": (torchvision.models.resnet101, ResNet101_Weights.IMAGENET1K_V2, 2048),
+}
+
+
+def _load_pretrained(model: nn.Module, weights: WeightsEnum) -> None:
+    """Load ImageNet weights from the torch hub cache (downloading them if possible) into ``model``.
+
+    Raises:
+        RuntimeError: when the weights are neither cached nor downloadable, naming the file to provide.
+    """
+    filename = os.path.basename(weights.url)
+    path = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
+    try:
+        state_dict = torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=True)
+    except Exception as error:  # offline, proxy, corrupted download...: all end the same way for the user
+        raise RuntimeError(
+            f"Could not load the pretrained weights {weights} ({error}). Download {weights.url} and put it at "
+            f"{path}, or set `pretrained: false` to train from scratch (works offline)."
+        ) from error
+    model.load_state_dict(state_dict)
+
+
+class ResNetBackbone(nn.Module):
+    """A torchvision ResNet without its pooling and classifier, returning the stride-32 feature map.
+
+    The layers keep torchvision's names (``conv1``, ``bn1``, ``layer1`` ... ``layer4``), so torchvision
+    checkpoints load directly.
+
+    Args:
+        name: ``"resnet18"``, ``"resnet34"``, ``"resnet50"`` or ``"resnet101"``.
+        pretrained: initialise from torchvision's ImageNet weights (read from the torch hub cache,
+            ``torch.hub.get_dir()/checkpoints``; downloaded there when online).
+
+    Attributes:
+        out_channels: channels of the output map (512 for resnet18/34, 2048 for resnet50/101).
+        stride: 32, input pixels per output cell.
+    """
+
+    stride: int = 32
+
+    def __init__(self, name: str = "resnet18", pretrained: bool = False) -> None:
+        super().__init__()
+        if name not in _RESNETS:
+            raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(_RESNETS)}")
+        constructor, weights, self.out_channels = _RESNETS[name]
+        resnet = constructor(weights=None)
+        if pretrained:
+            _load_pretrained(resnet, weights)
+        self.conv1 = resnet.conv1
+        self.bn1 = resnet.bn1
+        self.relu = resnet.relu
+        self.maxpool = resnet.maxpool
+        self.layer1 = resnet.layer1
+        self.layer2 = resnet.layer2
+        self.layer3 = resnet.layer3
+        self.layer4 = resnet.layer4
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Compute the stride-32 features.
+
+        Args:
+            image: (N, 3, H, W) normalised image.
+
+        Returns:
+            (N, out_channels, H / 32, W / 32) features.
+        """
+        x = self.maxpool(self.relu(self.bn1(self.conv1(image))))  # (N, 64, H/4, W/4)
+        x = self.layer2(self.layer1(x))  # (N, ., H/8, W/8)
+        return self.layer4(self.layer3(x))  # (N, out_channels, H/32, W/32)

@@ -1,0 +1,107 @@
+"""The CenterNet training criterion: renders targets and combines the three losses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from centernet.losses import focal_loss_with_logits, masked_l1_loss
+from centernet.targets import render_targets
+
+__all__ = ["CenterNetCriterion"]
+
+
+def _gather_at(maps: Tensor, indices: Tensor) -> Tensor:
+    """Read a dense map at flattened cell indices.
+
+    Args:
+        maps: (N, K, Ho, Wo) dense predictions.
+        indices: (N, D) int64 flattened cells ``y * Wo + x``.
+
+    Returns:
+        (N, D, K) the predictions at those cells.
+    """
+    num_images, channels = maps.shape[:2]
+    flat = maps.reshape(num_images, channels, -1)  # (N, K, Ho * Wo)
+    gathered = flat.gather(2, indices.unsqueeze(1).expand(-1, channels, -1))  # (N, K, D)
+    return gathered.transpose(1, 2)  # (N, D, K)
+
+
+class CenterNetCriterion(nn.Module):
+    """Loss of CenterNet: focal loss on the heatmap, L1 on size and offset at the object centres.
+
+    Size and offset predictions are read at each object's centre cell, so two objects sharing a cell both
+    pull that cell's prediction (towards their mean, under L1 towards their median). The focal loss is
+    normalised by ``max(1, number of objects in the batch)`` and the L1 losses by the number of real
+    coordinates, so an image without objects contributes only heatmap negatives.
+
+    Args:
+        num_classes: number of heatmap channels C.
+        stride: output stride R of the model.
+        gaussian: heatmap kernel, ``"ttfnet"`` or ``"cornernet"`` (see :func:`centernet.targets.render_targets`).
+        alpha: TTFNet radius factor.
+        min_overlap: CornerNet IoU threshold.
+        heatmap_weight: weight of the heatmap loss in ``total``.
+        size_weight: weight of the size loss in ``total`` (0.1 in the paper: sizes are in cells, up to ~100).
+        offset_weight: weight of the offset loss in ``total``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        stride: int = 4,
+        gaussian: str = "ttfnet",
+        alpha: float = 0.54,
+        min_overlap: float = 0.7,
+        heatmap_weight: float = 1.0,
+        size_weight: float = 0.1,
+        offset_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if gaussian not in ("ttfnet", "cornernet"):
+            raise ValueError(f"gaussian must be 'ttfnet' or 'cornernet', got {gaussian!r}")
+        self.num_classes = num_classes
+        self.stride = stride
+        self.gaussian = gaussian
+        self.alpha = alpha
+        self.min_overlap = min_overlap
+        self.weights = {"heatmap": heatmap_weight, "size": size_weight, "offset": offset_weight}
+
+    def forward(self, outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Compute the losses.
+
+        Args:
+            outputs: raw model outputs: ``heatmap`` (N, C, Ho, Wo) logits, ``size`` and ``offset`` (N, 2, Ho, Wo)
+                in output cells.
+            batch: batch dict with ``bboxes`` (N, D, 4) relative cxcywh, ``labels`` (N, D) int64 and
+                ``mask`` (N, D).
+
+        Returns:
+            Dict of float32 scalars: unweighted ``heatmap``, ``size`` and ``offset`` losses and ``total``, their
+            weighted sum (the value to backpropagate).
+        """
+        heatmap = outputs["heatmap"]
+        num_images, num_classes, out_h, out_w = heatmap.shape
+        if num_classes != self.num_classes:
+            raise ValueError(f"heatmap has {num_classes} channels but the criterion expects {self.num_classes}")
+        with torch.no_grad():
+            targets = render_targets(
+                batch["bboxes"],
+                batch["labels"],
+                batch["mask"],
+                self.num_classes,
+                (out_h, out_w),
+                stride=self.stride,
+                gaussian=self.gaussian,
+                alpha=self.alpha,
+                min_overlap=self.min_overlap,
+            )
+        losses = {
+            "heatmap": focal_loss_with_logits(heatmap, targets.heatmap, targets.mask.sum()),
+            "size": masked_l1_loss(_gather_at(outputs["size"], targets.indices), targets.size, targets.mask),
+            "offset": masked_l1_loss(_gather_at(outputs["offset"], targets.indices), targets.offset, targets.mask),
+        }
+        losses["total"] = sum(self.weights[name] * losses[name] for name in self.weights)
+        return losses

@@ -1,0 +1,56 @@
+"""Drawing detections on images (RGB uint8, boxes xyxy in that image's pixels)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+__all__ = ["class_color", "draw_detections"]
+
+
+def class_color(label: int) -> tuple[int, int, int]:
+    """A stable, well-separated RGB colour for a class index (golden-ratio hue steps)."""
+    hue = int((label * 0.618033988749895 % 1.0) * 180)
+    hsv = np.array([[[hue, 200, 255]]], dtype=np.uint8)
+    r, g, b = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
+    return int(r), int(g), int(b)
+
+
+def draw_detections(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    thickness: int | None = None,
+) -> np.ndarray:
+    """Draw boxes with class names (and scores) on a copy of ``image``.
+
+    Args:
+        image: (H, W, 3) RGB uint8.
+        boxes: (K, 4) xyxy in ``image`` pixels.
+        labels: (K,) contiguous class indices.
+        scores: (K,) optional confidences, printed next to the name.
+        class_names: Names indexed by label; the index is printed when absent.
+        thickness: Line thickness; by default about 1/300 of the image's longer side, at least 1.
+
+    Returns:
+        (H, W, 3) RGB uint8 copy with the drawings.
+    """
+    canvas = np.ascontiguousarray(image.copy())
+    height, width = canvas.shape[:2]
+    line = thickness or max(1, round(max(height, width) / 300))
+    font_scale = max(0.3, max(height, width) / 1000)
+    for i, (box, label) in enumerate(zip(np.asarray(boxes), np.asarray(labels), strict=True)):
+        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+        color = class_color(int(label))
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), color, line)
+        name = class_names[int(label)] if class_names is not None else str(int(label))
+        text = name if scores is None else f"{name} {float(scores[i]):.2f}"
+        (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+        top = max(0, y1 - th - baseline)
+        cv2.rectangle(canvas, (x1, top), (x1 + tw, top + th + baseline), color, -1)
+        cv2.putText(canvas, text, (x1, top + th), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas
