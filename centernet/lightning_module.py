@@ -31,6 +31,7 @@ class CenterNetModule(L.LightningModule):
             inference preprocesses the same way.
         backbone: torchvision ResNet name (resnet18, resnet34, resnet50, resnet101).
         pretrained: Start the backbone from ImageNet weights (needs them downloaded or cached).
+        neck: "upsampling" (the paper's deconvolution neck) or "lateral" (with shortcuts from strides 16, 8, 4).
         neck_channels: Channels of the three upsampling stages (stride 32 -> 16 -> 8 -> 4).
         head_channels: Hidden channels of each head's 3x3 convolution.
         gaussian: Ground-truth heatmap shape: "ttfnet" (elliptical, box-shaped) or "cornernet" (radius rule).
@@ -54,6 +55,7 @@ class CenterNetModule(L.LightningModule):
         image_size: int = 512,
         backbone: str = "resnet18",
         pretrained: bool = False,
+        neck: Literal["upsampling", "lateral"] = "upsampling",
         neck_channels: Sequence[int] = (256, 128, 64),
         head_channels: int = 64,
         gaussian: Literal["ttfnet", "cornernet"] = "ttfnet",
@@ -78,6 +80,7 @@ class CenterNetModule(L.LightningModule):
             num_classes=num_classes,
             backbone=backbone,
             pretrained=pretrained,
+            neck=neck,
             neck_channels=neck_channels,
             head_channels=head_channels,
             gaussian=gaussian,

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from centernet.decode import split_detections
-from centernet.model import CenterNet, CenterNetHead, ResNetBackbone, UpsamplingNeck
+from centernet.model import CenterNet, CenterNetHead, LateralUpsamplingNeck, ResNetBackbone, UpsamplingNeck
 
 NUM_CLASSES = 3
 
@@ -78,7 +78,21 @@ def test_neck_deconvolutions_start_as_bilinear_upsampling():
         bilinear = F.interpolate(features, scale_factor=2, mode="bilinear", align_corners=False)
         torch.testing.assert_close(upsampled[..., 1:-1, 1:-1], bilinear[..., 1:-1, 1:-1])
     with torch.no_grad():
-        assert neck(torch.rand(2, 16, 2, 3)).shape == (2, 4, 16, 24)  # stride 32 -> 4
+        assert neck([torch.rand(2, 16, 2, 3)]).shape == (2, 4, 16, 24)  # stride 32 -> 4
+
+
+def test_lateral_neck_adds_shortcuts_at_strides_16_8_4():
+    torch.manual_seed(0)
+    neck = LateralUpsamplingNeck((4, 5, 6, 7), channels=(8, 6, 5)).eval()
+    features = [torch.rand(2, c, 16 // s, 24 // s) for c, s in ((4, 1), (5, 2), (6, 4), (7, 8))]
+    with torch.no_grad():
+        out = neck(features)
+        assert out.shape == (2, 5, 16, 24)
+        # The stride-4 shortcut reaches the output: changing only that map changes the result.
+        changed = neck([features[0] + 1.0, *features[1:]])
+    assert not torch.allclose(out, changed)
+    with pytest.raises(ValueError, match="strides 4, 8, 16, 32"):
+        LateralUpsamplingNeck((4, 5, 6), channels=(8, 6, 5))
 
 
 def test_backward_reaches_every_parameter():
@@ -120,7 +134,9 @@ def test_backbone_channels_stride_and_unknown_name():
     backbone = ResNetBackbone("resnet18")
     assert backbone.out_channels == 512 and backbone.stride == 32
     with torch.no_grad():
-        assert backbone(torch.rand(1, 3, 64, 96)).shape == (1, 512, 2, 3)
+        assert [f.shape for f in backbone(torch.rand(1, 3, 64, 96))] == [
+            (1, 64, 16, 24), (1, 128, 8, 12), (1, 256, 4, 6), (1, 512, 2, 3)
+        ]
     with pytest.raises(ValueError, match="resnet18"):
         ResNetBackbone("resnet7")
 

@@ -4,6 +4,13 @@ from centernet.model.backbones import ResNetBackbone
 from centernet.model.centernet import CenterNet
 from centernet.model.criterion import CenterNetCriterion
 from centernet.model.heads import CenterNetHead
-from centernet.model.necks import UpsamplingNeck
+from centernet.model.necks import LateralUpsamplingNeck, UpsamplingNeck
 
-__all__ = ["CenterNet", "CenterNetCriterion", "CenterNetHead", "ResNetBackbone", "UpsamplingNeck"]
+__all__ = [
+    "CenterNet",
+    "CenterNetCriterion",
+    "CenterNetHead",
+    "LateralUpsamplingNeck",
+    "ResNetBackbone",
+    "UpsamplingNeck",
+]

@@ -41,7 +41,7 @@ def _load_pretrained(model: nn.Module, weights: WeightsEnum) -> None:
 
 
 class ResNetBackbone(nn.Module):
-    """A torchvision ResNet without its pooling and classifier, returning the stride-32 feature map.
+    """A torchvision ResNet without its pooling and classifier, returning its features at strides 4, 8, 16, 32.
 
     The layers keep torchvision's names (``conv1``, ``bn1``, ``layer1`` ... ``layer4``), so torchvision
     checkpoints load directly.
@@ -52,11 +52,14 @@ class ResNetBackbone(nn.Module):
             ``torch.hub.get_dir()/checkpoints``; downloaded there when online).
 
     Attributes:
-        out_channels: channels of the output map (512 for resnet18/34, 2048 for resnet50/101).
-        stride: 32, input pixels per output cell.
+        channels: channels of each returned map, e.g. (64, 128, 256, 512) for resnet18.
+        strides: input pixels per cell of each returned map, (4, 8, 16, 32).
+        out_channels: channels of the last (stride-32) map.
+        stride: 32, the stride of the last map.
     """
 
     stride: int = 32
+    strides: tuple[int, ...] = (4, 8, 16, 32)
 
     def __init__(self, name: str = "resnet18", pretrained: bool = False) -> None:
         super().__init__()
@@ -74,16 +77,20 @@ class ResNetBackbone(nn.Module):
         self.layer2 = resnet.layer2
         self.layer3 = resnet.layer3
         self.layer4 = resnet.layer4
+        # Each ResNet stage doubles the channels: (64, 128, 256, 512) or, with bottlenecks, (256, ..., 2048).
+        self.channels = tuple(self.out_channels // 2**i for i in (3, 2, 1, 0))
 
-    def forward(self, image: Tensor) -> Tensor:
-        """Compute the stride-32 features.
+    def forward(self, image: Tensor) -> list[Tensor]:
+        """Compute the feature pyramid.
 
         Args:
             image: (N, 3, H, W) normalised image.
 
         Returns:
-            (N, out_channels, H / 32, W / 32) features.
+            Four maps (N, channels[i], H / strides[i], W / strides[i]) for strides 4, 8, 16 and 32.
         """
-        x = self.maxpool(self.relu(self.bn1(self.conv1(image))))  # (N, 64, H/4, W/4)
-        x = self.layer2(self.layer1(x))  # (N, ., H/8, W/8)
-        return self.layer4(self.layer3(x))  # (N, out_channels, H/32, W/32)
+        c2 = self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(image)))))  # (N, ., H/4, W/4)
+        c3 = self.layer2(c2)  # (N, ., H/8, W/8)
+        c4 = self.layer3(c3)  # (N, ., H/16, W/16)
+        c5 = self.layer4(c4)  # (N, out_channels, H/32, W/32)
+        return [c2, c3, c4, c5]

@@ -11,7 +11,7 @@ from centernet.decode import decode_detections
 from centernet.model.backbones import ResNetBackbone
 from centernet.model.criterion import CenterNetCriterion
 from centernet.model.heads import CenterNetHead
-from centernet.model.necks import UpsamplingNeck
+from centernet.model.necks import LateralUpsamplingNeck, UpsamplingNeck
 
 __all__ = ["CenterNet"]
 
@@ -27,6 +27,8 @@ class CenterNet(nn.Module):
         backbone: ``"resnet18"``, ``"resnet34"``, ``"resnet50"`` or ``"resnet101"``.
         pretrained: initialise the backbone from torchvision's ImageNet weights (must be in the torch hub cache
             when offline).
+        neck: ``"upsampling"`` (the paper's deconvolution neck) or ``"lateral"`` (the same with shortcuts from the
+            backbone at strides 16, 8 and 4, TTFNet-style).
         neck_channels: output channels of the three upsampling stages (stride 32 -> 16 -> 8 -> 4).
         head_channels: hidden channels of each head branch.
         gaussian: heatmap kernel of the targets, ``"ttfnet"`` (elliptical) or ``"cornernet"`` (circular).
@@ -45,6 +47,7 @@ class CenterNet(nn.Module):
         num_classes: int,
         backbone: str = "resnet18",
         pretrained: bool = False,
+        neck: str = "upsampling",
         neck_channels: Sequence[int] = (256, 128, 64),
         head_channels: int = 64,
         gaussian: str = "ttfnet",
@@ -59,7 +62,12 @@ class CenterNet(nn.Module):
         self.num_classes = num_classes
         self.max_detections = max_detections
         self.backbone = ResNetBackbone(backbone, pretrained=pretrained)
-        self.neck = UpsamplingNeck(self.backbone.out_channels, neck_channels)
+        if neck == "upsampling":
+            self.neck: nn.Module = UpsamplingNeck(self.backbone.out_channels, neck_channels)
+        elif neck == "lateral":
+            self.neck = LateralUpsamplingNeck(self.backbone.channels, neck_channels)
+        else:
+            raise ValueError(f"neck must be 'upsampling' or 'lateral', got {neck!r}")
         if self.backbone.stride // self.neck.upsampling != self.stride:
             raise ValueError(f"neck_channels must have 3 stages (stride 32 -> 4), got {list(neck_channels)}")
         self.head = CenterNetHead(self.neck.out_channels, num_classes, head_channels)
@@ -101,7 +109,7 @@ class CenterNet(nn.Module):
                 f"image size must be a multiple of 32, got (H, W) = ({height}, {width}); resize or pad the image"
             )
         image = (image - self.pixel_mean) / self.pixel_std  # (N, 3, H, W)
-        features = self.backbone(image)  # (N, C_backbone, H/32, W/32)
+        features = self.backbone(image)  # maps at strides 4, 8, 16, 32
         features = self.neck(features)  # (N, C_neck, H/4, W/4)
         return self.head(features)
 

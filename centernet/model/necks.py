@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["UpsamplingNeck"]
+__all__ = ["LateralUpsamplingNeck", "UpsamplingNeck"]
 
 
 def _bilinear_kernel_2x() -> Tensor:
@@ -19,6 +19,28 @@ def _bilinear_kernel_2x() -> Tensor:
     """
     weights = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 4
     return weights[:, None] * weights[None, :]
+
+
+def _init_bilinear(deconv: nn.ConvTranspose2d) -> None:
+    """Initialise ``deconv`` (weight shape (C, C, 4, 4)) as per-channel bilinear upsampling by 2."""
+    with torch.no_grad():
+        deconv.weight.zero_()
+        channel = torch.arange(deconv.in_channels)
+        deconv.weight[channel, channel] = _bilinear_kernel_2x()
+
+
+def _upsampling_stage(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 conv + BN + ReLU, then a bilinear-initialised 4x4 transposed conv (x2) + BN + ReLU."""
+    deconv = nn.ConvTranspose2d(out_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False)
+    _init_bilinear(deconv)
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        deconv,
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
 
 
 class UpsamplingNeck(nn.Module):
@@ -42,38 +64,80 @@ class UpsamplingNeck(nn.Module):
 
     def __init__(self, in_channels: int, channels: Sequence[int] = (256, 128, 64)) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
+        stages = []
         for out_channels in channels:
-            deconv = nn.ConvTranspose2d(out_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False)
-            self._init_bilinear(deconv)
-            layers += [
-                nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-                nn.BatchNorm2d(out_channels),
-                nn.ReLU(inplace=True),
-                deconv,
-                nn.BatchNorm2d(out_channels),
-                nn.ReLU(inplace=True),
-            ]
+            stages.append(_upsampling_stage(in_channels, out_channels))
             in_channels = out_channels
-        self.layers = nn.Sequential(*layers)
+        self.stages = nn.ModuleList(stages)
         self.out_channels = channels[-1]
         self.upsampling = 2 ** len(channels)
 
-    @staticmethod
-    def _init_bilinear(deconv: nn.ConvTranspose2d) -> None:
-        """Initialise ``deconv`` (weight shape (C, C, 4, 4)) as per-channel bilinear upsampling by 2."""
-        with torch.no_grad():
-            deconv.weight.zero_()
-            channel = torch.arange(deconv.in_channels)
-            deconv.weight[channel, channel] = _bilinear_kernel_2x()
-
-    def forward(self, features: Tensor) -> Tensor:
-        """Upsample features.
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        """Upsample the deepest backbone map.
 
         Args:
-            features: (N, in_channels, h, w) backbone features (stride 32).
+            features: backbone maps, finest first; only the last, (N, in_channels, h, w) at stride 32, is used.
 
         Returns:
             (N, out_channels, h * 2^len(channels), w * 2^len(channels)) features (stride 4 for three stages).
         """
-        return self.layers(features)
+        x = features[-1]
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+
+class LateralUpsamplingNeck(nn.Module):
+    """The upsampling neck with lateral shortcuts from the backbone at strides 16, 8 and 4 (TTFNet-style).
+
+    After each upsampling stage, a 3x3 conv + BN of the backbone map at the same stride is added before the
+    ReLU. The plain neck must rebuild every position from the coarse stride-32 map; the shortcuts hand the
+    finer maps' localisation straight to the heads, which matters most for small objects, small inputs and
+    training from scratch (TTFNet, Liu et al. 2019; "CenterNet-better").
+
+    Args:
+        in_channels: channels of the backbone maps at strides (4, 8, 16, 32), finest first.
+        channels: output channels of the three stages (stride 32 -> 16 -> 8 -> 4).
+
+    Attributes:
+        out_channels: channels of the output (``channels[-1]``).
+        upsampling: 8, from stride 32 to stride 4.
+    """
+
+    def __init__(self, in_channels: Sequence[int], channels: Sequence[int] = (256, 128, 64)) -> None:
+        super().__init__()
+        if len(in_channels) != 4 or len(channels) != 3:
+            raise ValueError(
+                f"LateralUpsamplingNeck needs backbone maps at strides 4, 8, 16, 32 and 3 stages, got "
+                f"in_channels={list(in_channels)} and channels={list(channels)}"
+            )
+        stages, laterals = [], []
+        previous = in_channels[-1]
+        for out_channels, lateral_channels in zip(channels, reversed(in_channels[:-1]), strict=True):
+            stage = _upsampling_stage(previous, out_channels)
+            stages.append(stage[:-1])  # the ReLU comes after the lateral sum
+            laterals.append(
+                nn.Sequential(
+                    nn.Conv2d(lateral_channels, out_channels, kernel_size=3, padding=1, bias=False),
+                    nn.BatchNorm2d(out_channels),
+                )
+            )
+            previous = out_channels
+        self.stages = nn.ModuleList(stages)
+        self.laterals = nn.ModuleList(laterals)
+        self.out_channels = channels[-1]
+        self.upsampling = 8
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        """Upsample with shortcuts.
+
+        Args:
+            features: backbone maps (N, in_channels[i], H / s, W / s) for s = 4, 8, 16, 32.
+
+        Returns:
+            (N, out_channels, H / 4, W / 4) features.
+        """
+        x = features[-1]  # (N, C5, H/32, W/32)
+        for stage, lateral, shortcut in zip(self.stages, self.laterals, reversed(features[:-1]), strict=True):
+            x = torch.relu(stage(x) + lateral(shortcut))  # (N, C, H/s, W/s) for s = 16, 8, 4
+        return x

@@ -1,0 +1,18 @@
+"""Shared fixtures: a tiny built-in shapes dataset and the keyword arguments of a tiny CenterNet."""
+
+from __future__ import annotations
+
+import pytest
+
+from centernet.data import ensure_shapes_dataset
+
+# A CenterNet small enough to train for a few steps in seconds on two CPU cores.
+TINY_MODEL = {"backbone": "resnet18", "neck_channels": (32, 32, 32), "head_channels": 32}
+
+
+@pytest.fixture(scope="session")
+def shapes_root(tmp_path_factory) -> str:
+    """Root of a generated shapes cache (16 train / 8 val images of 64 px), shared by the whole session."""
+    root = tmp_path_factory.mktemp("shapes")
+    ensure_shapes_dataset(root, num_train=16, num_val=8, image_size=64, seed=0)
+    return str(root)

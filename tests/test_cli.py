@@ -1,0 +1,90 @@
+"""The command line: `fit` from YAML writes a complete run directory; `predict` uses its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from centernet.cli import CenterNetCLI, config_path, main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tiny_overrides(shapes_root: str, root_dir: Path) -> list[str]:
+    return [
+        f"--trainer.default_root_dir={root_dir}",
+        "--trainer.max_epochs=2",
+        "--trainer.check_val_every_n_epoch=1",
+        "--trainer.enable_progress_bar=false",
+        "--model.neck_channels=[32, 32, 32]",
+        "--model.head_channels=32",
+        "--data.shapes_train_images=16",
+        "--data.shapes_val_images=8",
+        "--data.shapes_image_size=64",
+        "--data.image_size=64",
+        "--data.batch_size=8",
+        "--data.num_workers=0",
+        f"--data.shapes_root={shapes_root}",
+    ]
+
+
+def test_fit_writes_a_complete_run_directory_and_predict_uses_it(shapes_root, tmp_path):
+    cli = CenterNetCLI(args=["fit", "--config", str(config_path("demo")), *_tiny_overrides(shapes_root, tmp_path)])
+    run_dir = Path(cli.trainer.log_dir)
+    assert run_dir == tmp_path / "version_0"
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "hparams.yaml").is_file()
+    assert (run_dir / "metrics.csv").is_file() and list(run_dir.glob("events.out.tfevents.*"))
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert "last.ckpt" in checkpoints and any(name.startswith("best-epoch") for name in checkpoints)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    names = ["map", "map_50", "map_75", "map_small", "map_medium", "map_large"]
+    names += ["mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large"]
+    assert all(isinstance(metrics[name], float) for name in names) and metrics["epoch"] == 1
+
+    # Values derived from the data flow into the model and travel with the checkpoint.
+    hparams = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["hyper_parameters"]
+    assert hparams["num_classes"] == 5 and hparams["image_size"] == 64
+    assert hparams["class_names"] == ["circle", "square", "triangle", "diamond", "cross"]
+    assert hparams["category_ids"] == [1, 2, 3, 4, 5]
+    # The resolved config records the demo's overrides on top of the base file.
+    resolved = (run_dir / "config.yaml").read_text()
+    assert "dataset: shapes" in resolved and "backbone: resnet18" in resolved
+
+    images = Path(shapes_root) / "shapes-v1-seed0-train16-val8-64px" / "val" / "images"
+    out = tmp_path / "predict"
+    main(["predict", "--checkpoint", str(run_dir / "checkpoints" / "last.ckpt"), "--source", str(images),
+          "--output", str(out), "--score-threshold", "0.0"])
+    drawn = sorted(p.name for p in out.glob("*.png"))
+    assert drawn == sorted(p.name for p in images.glob("*.png"))
+    results = json.loads((out / "predictions.json").read_text())
+    assert results and {r["category_id"] for r in results} <= {1, 2, 3, 4, 5}
+    assert {r["file_name"] for r in results} <= set(drawn)
+    assert all(len(r["bbox"]) == 4 and r["bbox"][2] >= 0 and r["bbox"][3] >= 0 for r in results)
+
+
+def test_unknown_config_keys_are_errors(tmp_path, capsys):
+    config = tmp_path / "typo.yaml"
+    config.write_text("model:\n  backbone_name: resnet18\n")
+    with pytest.raises(SystemExit):
+        CenterNetCLI(args=["fit", "--config", str(config)], run=False)
+    assert "backbone_name" in capsys.readouterr().err
+
+
+def test_train_py_is_the_same_cli():
+    result = subprocess.run(
+        [sys.executable, "train.py", "fit", "--config", "configs/demo.yaml", "--print_config"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert "dataset: shapes" in result.stdout  # from demo.yaml
+    assert "min_overlap: 0.7" in result.stdout  # from base.yaml, read first
+
+
+def test_help_lists_the_commands(capsys):
+    main(["--help"])
+    out = capsys.readouterr().out
+    assert all(command in out for command in ("demo", "fit", "validate", "predict"))
