@@ -54,7 +54,9 @@ class CenterNetCLI(LightningCLI):
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, **kwargs: Any) -> None:
         base = str(config_path("base"))
-        parser_kwargs = {command: {"default_config_files": [base]} for command in _LIGHTNING_COMMANDS}
+        defaults = {"default_config_files": [base]}
+        # With subcommands (run=True) parser options are given per subcommand; without, for the one parser.
+        parser_kwargs = {command: defaults for command in _LIGHTNING_COMMANDS} if run else defaults
         super().__init__(
             CenterNetModule,
             CenterNetDataModule,

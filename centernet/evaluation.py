@@ -85,7 +85,9 @@ def format_coco_table(metrics: Mapping[str, float], title: str = "COCO box metri
     return table
 
 
-def write_metrics_json(path: str | Path, metrics: Mapping[str, float], extra: Mapping[str, object] | None = None) -> Path:
+def write_metrics_json(
+    path: str | Path, metrics: Mapping[str, float], extra: Mapping[str, object] | None = None
+) -> Path:
     """Write the 12 COCO numbers (plus optional context such as the checkpoint) to ``path`` as JSON."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +96,6 @@ def write_metrics_json(path: str | Path, metrics: Mapping[str, float], extra: Ma
         payload.update(extra)
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
-
 
 
 def coco_results(

@@ -142,7 +142,9 @@ class Detector:
             items = list(images)
         results: list[Prediction] = []
         for start in range(0, len(items), batch_size):
-            chunk = [read_rgb(x) if isinstance(x, (str, Path)) else _check_rgb(x) for x in items[start : start + batch_size]]
+            chunk = [
+                read_rgb(x) if isinstance(x, (str, Path)) else _check_rgb(x) for x in items[start : start + batch_size]
+            ]
             tensor, scales = self._preprocess(chunk)
             detections = self.model.decode(self.model(tensor))
             for image, scale, det in zip(chunk, scales, split_detections(detections, score_threshold), strict=True):

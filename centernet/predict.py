@@ -46,7 +46,9 @@ def run_predict(argv: Sequence[str] = ()) -> Path:
         images = [read_rgb(path) for path in chunk]
         predictions = detector.predict(images, score_threshold=args.score_threshold, batch_size=args.batch_size)
         for offset, (path, image, prediction) in enumerate(zip(chunk, images, predictions, strict=True)):
-            drawing = draw_detections(image, prediction.boxes, prediction.labels, prediction.scores, detector.class_names)
+            drawing = draw_detections(
+                image, prediction.boxes, prediction.labels, prediction.scores, detector.class_names
+            )
             cv2.imwrite(str(output / f"{path.stem}.png"), cv2.cvtColor(drawing, cv2.COLOR_RGB2BGR))
             extra = {"file_name": path.name}
             results += coco_results(start + offset, prediction.boxes, prediction.scores, prediction.category_ids, extra)

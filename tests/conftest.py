@@ -7,7 +7,7 @@ import pytest
 from centernet.data import ensure_shapes_dataset
 
 # A CenterNet small enough to train for a few steps in seconds on two CPU cores.
-TINY_MODEL = {"backbone": "resnet18", "neck_channels": (32, 32, 32), "head_channels": 32}
+TINY_MODEL = {"backbone": "resnet18", "neck": "lateral", "neck_channels": (32, 32, 32), "head_channels": 32}
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,9 @@ def test_fit_writes_a_complete_run_directory_and_predict_uses_it(shapes_root, tm
     assert all(isinstance(metrics[name], float) for name in names) and metrics["epoch"] == 1
 
     # Values derived from the data flow into the model and travel with the checkpoint.
-    hparams = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["hyper_parameters"]
+    hparams = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+        "hyper_parameters"
+    ]
     assert hparams["num_classes"] == 5 and hparams["image_size"] == 64
     assert hparams["class_names"] == ["circle", "square", "triangle", "diamond", "cross"]
     assert hparams["category_ids"] == [1, 2, 3, 4, 5]
@@ -57,8 +59,19 @@ def test_fit_writes_a_complete_run_directory_and_predict_uses_it(shapes_root, tm
 
     images = Path(shapes_root) / "shapes-v1-seed0-train16-val8-64px" / "val" / "images"
     out = tmp_path / "predict"
-    main(["predict", "--checkpoint", str(run_dir / "checkpoints" / "last.ckpt"), "--source", str(images),
-          "--output", str(out), "--score-threshold", "0.0"])
+    main(
+        [
+            "predict",
+            "--checkpoint",
+            str(run_dir / "checkpoints" / "last.ckpt"),
+            "--source",
+            str(images),
+            "--output",
+            str(out),
+            "--score-threshold",
+            "0.0",
+        ]
+    )
     drawn = sorted(p.name for p in out.glob("*.png"))
     assert drawn == sorted(p.name for p in images.glob("*.png"))
     results = json.loads((out / "predictions.json").read_text())
@@ -71,14 +84,26 @@ def test_unknown_config_keys_are_errors(tmp_path, capsys):
     config = tmp_path / "typo.yaml"
     config.write_text("model:\n  backbone_name: resnet18\n")
     with pytest.raises(SystemExit):
-        CenterNetCLI(args=["fit", "--config", str(config)], run=False)
-    assert "backbone_name" in capsys.readouterr().err
+        CenterNetCLI(args=["fit", "--config", str(config)])
+    captured = capsys.readouterr()
+    assert "backbone_name" in captured.err + captured.out
+
+
+def test_cli_without_subcommand_reads_the_base_config(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["centernet"])
+    cli = CenterNetCLI(args=["--config", str(config_path("demo")), "--data.shapes_root=/nonexistent"], run=False)
+    assert cli.config["model"]["min_overlap"] == 0.7 and cli.config["data"]["dataset"] == "shapes"
+    assert cli.model.model.num_classes == 5
 
 
 def test_train_py_is_the_same_cli():
     result = subprocess.run(
         [sys.executable, "train.py", "fit", "--config", "configs/demo.yaml", "--print_config"],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     assert "dataset: shapes" in result.stdout  # from demo.yaml
     assert "min_overlap: 0.7" in result.stdout  # from base.yaml, read first

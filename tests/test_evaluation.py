@@ -32,19 +32,32 @@ def _random_set(seed: int = 0):
             label = int(rng.integers(0, 3))
             gt.append((x, y, x + w, y + h, label))
             annotations.append(
-                {"id": ann_id, "image_id": image_id, "category_id": [5, 9, 11][label], "bbox": [x, y, w, h],
-                 "area": w * h, "iscrowd": 0}
+                {
+                    "id": ann_id,
+                    "image_id": image_id,
+                    "category_id": [5, 9, 11][label],
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
             )
             ann_id += 1
-        det = [(x1 + rng.normal(0, 3), y1 + rng.normal(0, 3), x2 + rng.normal(0, 3), y2 + rng.normal(0, 3), lab)
-               for x1, y1, x2, y2, lab in gt]
+        det = [
+            (x1 + rng.normal(0, 3), y1 + rng.normal(0, 3), x2 + rng.normal(0, 3), y2 + rng.normal(0, 3), lab)
+            for x1, y1, x2, y2, lab in gt
+        ]
         det += [(10, 10, 60, 50, int(rng.integers(0, 3)))]  # one false positive per image
         scores = rng.uniform(0.1, 1.0, len(det))
         boxes = np.array([d[:4] for d in det], dtype=np.float32)
         labels = np.array([d[4] for d in det])
         results += coco_results(image_id, boxes, scores, [[5, 9, 11][i] for i in labels])
-        preds.append({"boxes": torch.tensor(boxes), "scores": torch.tensor(scores, dtype=torch.float32),
-                      "labels": torch.tensor(labels)})
+        preds.append(
+            {
+                "boxes": torch.tensor(boxes),
+                "scores": torch.tensor(scores, dtype=torch.float32),
+                "labels": torch.tensor(labels),
+            }
+        )
         gt_boxes = torch.tensor([g[:4] for g in gt], dtype=torch.float32).reshape(-1, 4)
         targets.append({"boxes": gt_boxes, "labels": torch.tensor([g[4] for g in gt], dtype=torch.long)})
     categories = [{"id": i, "name": n} for i, n in ((5, "a"), (9, "b"), (11, "c"))]

@@ -135,7 +135,10 @@ def test_backbone_channels_stride_and_unknown_name():
     assert backbone.out_channels == 512 and backbone.stride == 32
     with torch.no_grad():
         assert [f.shape for f in backbone(torch.rand(1, 3, 64, 96))] == [
-            (1, 64, 16, 24), (1, 128, 8, 12), (1, 256, 4, 6), (1, 512, 2, 3)
+            (1, 64, 16, 24),
+            (1, 128, 8, 12),
+            (1, 256, 4, 6),
+            (1, 512, 2, 3),
         ]
     with pytest.raises(ValueError, match="resnet18"):
         ResNetBackbone("resnet7")
