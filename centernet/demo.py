@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 from rich.console import Console
 
-from .cli import CenterNetCLI, config_path
 from .evaluation import COCO_METRIC_NAMES, format_coco_table, write_metrics_json
 from .inference import Detector, list_images, read_rgb
+from .lightning_cli import CenterNetCLI, config_path
 from .viz import draw_detections
 
 __all__ = ["run_demo"]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from centernet.cli import CenterNetCLI, config_path, main
+from centernet.cli import main
+from centernet.lightning_cli import CenterNetCLI, config_path
 
 REPO = Path(__file__).resolve().parents[1]
 
