@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import cv2
 import numpy as np
@@ -141,10 +140,3 @@ def test_argument_validation(tmp_path):
         ensure_shapes_dataset(tmp_path, 4, 0)
     with pytest.raises(ValueError, match="split"):
         generate_shapes_image(SIZE, 0, "test", 0)
-
-
-@pytest.mark.slow
-def test_full_size_generation_is_fast(tmp_path):
-    start = time.perf_counter()
-    ensure_shapes_dataset(tmp_path, 1000, 200, 128, seed=0)
-    assert time.perf_counter() - start < 30

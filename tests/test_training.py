@@ -82,3 +82,26 @@ def test_overfits_a_few_images(shapes_root):
     trainer.fit(module, datamodule=data)
     metrics = trainer.validate(module, datamodule=data, verbose=False)[0]
     assert metrics["val/map_50"] >= 0.9, metrics
+
+
+def test_channels_last_changes_speed_not_results(shapes_root):
+    data = CenterNetDataModule(
+        dataset="shapes",
+        shapes_root=shapes_root,
+        shapes_train_images=16,
+        shapes_val_images=8,
+        shapes_image_size=64,
+        image_size=64,
+        batch_size=4,
+        num_workers=0,
+    )
+    data.setup("validate")
+    batch = next(iter(data.val_dataloader()))
+    losses = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        module = CenterNetModule(data.num_classes, channels_last=channels_last, **TINY_MODEL).eval()
+        with torch.no_grad():
+            _, loss = module._shared_step(batch, "val")
+        losses.append(loss)
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-4, atol=1e-5)
