@@ -145,13 +145,13 @@ def _to_original_pixels(
 ) -> tuple[list[dict[str, torch.Tensor]], list[dict[str, torch.Tensor]]]:
     """Per-image predictions and ground truth in original-image pixels, as torchmetrics expects them.
 
-    Detections are xyxy in network-input pixels; the evaluation transform resized by ``scale`` and padded at the
-    bottom/right, so dividing by ``scale`` maps them back (then they are clipped to the original image). Ground
+    Detections are xyxy in network-input pixels; the evaluation transform resized by ``scale`` (sx, sy) and padded
+    at the bottom/right, so dividing by it maps them back exactly (then they are clipped to the image). Ground
     truth comes from the dataset's annotations in original pixels (``gt_boxes``, ``gt_labels``, ``gt_iscrowd``,
     ``gt_area``),
     untouched by the transform.
     """
-    scales = batch["scale"].float()
+    scales = batch["scale"].float().repeat(1, 2)  # (N, 4): sx, sy, sx, sy
     heights, widths = batch["orig_size"][:, 0].float(), batch["orig_size"][:, 1].float()
     preds = []
     for i, det in enumerate(split_detections(detections)):  # drops the zero-score non-peaks

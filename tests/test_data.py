@@ -52,7 +52,7 @@ def _sample(num_boxes: int, image_id: int, size: int = 64) -> dict:
         "labels": torch.arange(num_boxes, dtype=torch.int64) + 1,
         "image_id": image_id,
         "orig_size": (size + 1, size + 2),
-        "scale": 0.5,
+        "scale": (0.5, 0.25),
     }
 
 
@@ -75,7 +75,7 @@ def test_collate_pads_boxes_and_builds_mask():
         assert (batch["bboxes"][i, n:] == 0).all() and (batch["labels"][i, n:] == 0).all()
     assert batch["image_id"].tolist() == [10, 11, 12] and batch["image_id"].dtype == torch.int64
     assert batch["orig_size"].tolist() == [[65, 66]] * 3 and batch["orig_size"].dtype == torch.int64
-    assert batch["scale"].tolist() == [0.5] * 3 and batch["scale"].dtype == torch.float32
+    assert batch["scale"].tolist() == [[0.5, 0.25]] * 3 and batch["scale"].dtype == torch.float32
     assert "gt_boxes" not in batch  # only passed on when the samples carry them
 
 
@@ -112,7 +112,7 @@ def test_label_map_round_trip(tmp_path):
     x, y, w, h = anns[1]["bbox"]
     expected = torch.tensor([(x + w / 2) / 64, (y + h / 2) / 64, w / 64, h / 64])
     torch.testing.assert_close(sample["bboxes"][1], expected)
-    assert sample["scale"] == 1.0 and sample["orig_size"] == (64, 64) and sample["image_id"] == 1
+    assert sample["scale"] == (1.0, 1.0) and sample["orig_size"] == (64, 64) and sample["image_id"] == 1
 
 
 def test_read_categories_scans_large_files_without_parsing_them(tmp_path, monkeypatch):
@@ -148,7 +148,7 @@ def test_eval_transform_boxes_map_back_to_the_json(tmp_path):
     assert batch["image"].shape == (3, 3, 128, 128)
     assert batch["image_id"].tolist() == [5, 9, 13]
     assert batch["orig_size"].tolist() == [[128, 256], [256, 128], [128, 256]]
-    assert batch["scale"].tolist() == [0.5, 0.5, 0.5]
+    assert batch["scale"].tolist() == [[0.5, 0.5]] * 3
     assert batch["mask"].tolist() == [[1, 1], [1, 0], [0, 0]]  # crowd excluded, empty image has no boxes
     assert (batch["image"][0, :, 64:, :] == 0).all()  # letterbox padding at the bottom of the wide image
     assert (batch["image"][1, :, :, 64:] == 0).all()  # and at the right of the tall one
@@ -158,7 +158,7 @@ def test_eval_transform_boxes_map_back_to_the_json(tmp_path):
     for i, image_id in enumerate(batch["image_id"].tolist()):
         n = int(batch["mask"][i].sum())
         cx, cy, w, h = batch["bboxes"][i, :n].double().unbind(-1)
-        scale = float(batch["scale"][i])
+        scale = batch["scale"][i].double().repeat(2)  # sx, sy, sx, sy
         xywh = torch.stack([(cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height], -1) / scale
         want = torch.tensor([a["bbox"] for a in expected[image_id]], dtype=torch.float64).reshape(-1, 4)
         torch.testing.assert_close(xywh, want, atol=1e-3, rtol=0)
@@ -235,7 +235,7 @@ def test_train_transform_output_size_and_valid_boxes():
         image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
         out = transform(image=image, bboxes=boxes.astype(np.float32), labels=np.arange(5))
         assert out["image"].shape == (64, 64, 3) and out["image"].dtype == np.uint8, trial
-        assert out["scale"] == 1.0
+        assert out["scale"] == (1.0, 1.0)
         b = out["bboxes"]
         assert len(b) == len(out["labels"])
         assert (b >= 0).all() and (b[:, [0, 2]] <= 64).all() and (b[:, [1, 3]] <= 64).all(), trial
@@ -296,7 +296,7 @@ def _check_batch(batch: dict, batch_size: int, image_size: int, num_classes: int
     assert batch["mask"].shape == (batch_size, depth) and batch["mask"].dtype == torch.float32
     assert batch["image_id"].shape == (batch_size,) and batch["image_id"].dtype == torch.int64
     assert batch["orig_size"].shape == (batch_size, 2) and batch["orig_size"].dtype == torch.int64
-    assert batch["scale"].shape == (batch_size,) and batch["scale"].dtype == torch.float32
+    assert batch["scale"].shape == (batch_size, 2) and batch["scale"].dtype == torch.float32
     real = batch["mask"].bool()
     assert ((batch["labels"][real] >= 0) & (batch["labels"][real] < num_classes)).all()
     assert (batch["bboxes"][real] >= 0).all() and (batch["bboxes"][real] <= 1).all()
@@ -362,3 +362,16 @@ def test_datamodule_coco_categories_paths_and_worker_seeds(tmp_path):
     batches = iter(loader)
     first_two = [next(batches)["image"], next(batches)["image"]]  # one from each worker
     assert not torch.equal(first_two[0], first_two[1])
+
+
+def test_eval_letterbox_is_undone_exactly_when_the_short_side_rounds(tmp_path):
+    """300x200 -> 128 px: the short side becomes round(85.33) = 85, so sy = 85/200, not 128/300."""
+    anns = [{"image_id": 1, "category_id": 3, "bbox": [17.0, 150.5, 250.0, 49.5]}]
+    image_dir, path = _write_coco(tmp_path, [(1, "odd.png", 200, 300)], anns)
+    sample = CocoDetection(image_dir, path, transform=build_eval_transform(128))[0]
+    assert sample["scale"] == (128 / 300, 85 / 200)
+    assert (sample["image"][:, 85:, :] == 0).all() and (sample["image"][:, 84, :] != 0).any()
+    cx, cy, w, h = (sample["bboxes"][0].double() * 128).tolist()
+    sx, sy = sample["scale"]
+    recovered = [(cx - w / 2) / sx, (cy - h / 2) / sy, w / sx, h / sy]
+    assert recovered == pytest.approx([17.0, 150.5, 250.0, 49.5], abs=1e-3)

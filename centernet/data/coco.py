@@ -127,7 +127,8 @@ class CocoDetection(Dataset):
         Returns:
             dict with ``image`` (3, H, W) float32 RGB in [0, 1]; ``bboxes`` (n, 4) float32 ``cx, cy, w, h``
             relative to the transformed image; ``labels`` (n,) int64; ``image_id`` int (the json's id);
-            ``orig_size`` (h, w) ints of the image file; ``scale`` float (transformed pixels per original pixel).
+            ``orig_size`` (h, w) ints of the image file; ``scale`` (sx, sy) floats (transformed pixels per
+            original pixel).
             For evaluation in original pixels, untouched by the transform, every annotation of the image (crowd
             included, not clipped, as COCO evaluation sees them): ``gt_boxes`` (m, 4) float32 ``x1, y1, x2, y2``
             pixels, ``gt_labels`` (m,) int64, ``gt_iscrowd`` (m,) int64 and ``gt_area`` (m,) float32 (the json's
@@ -153,13 +154,14 @@ class CocoDetection(Dataset):
         boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]) & (truth["iscrowd"] == 0)
         boxes, labels = boxes[keep], truth["labels"][keep]
-        scale = 1.0
+        scale = (1.0, 1.0)
         if self.transform is not None:
             out = self.transform(image=image, bboxes=boxes, labels=labels)
             image = out["image"]
             boxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
             labels = np.asarray(out["labels"], dtype=np.int64).reshape(-1)
-            scale = float(out.get("scale", 1.0))
+            sx, sy = out.get("scale", (1.0, 1.0))
+            scale = (float(sx), float(sy))
         out_h, out_w = image.shape[:2]
         size = np.array([out_w, out_h, out_w, out_h], dtype=np.float32)
         cxcywh = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], axis=1) / size

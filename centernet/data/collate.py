@@ -20,14 +20,14 @@ def collate_detections(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Ten
     Args:
         samples: N dicts with ``image`` (3, H, W) float32 (same size for all), ``bboxes`` (n_i, 4) float32
             relative ``cx, cy, w, h``, ``labels`` (n_i,) int64, ``image_id`` int, ``orig_size`` (h, w) and
-            ``scale`` float; optionally the ``gt_*`` keys of :class:`centernet.data.coco.CocoDetection`.
+            ``scale`` (sx, sy); optionally the ``gt_*`` keys of :class:`centernet.data.coco.CocoDetection`.
 
     Returns:
         dict with ``image`` (N, 3, H, W) float32; ``bboxes`` (N, D, 4) float32 and ``labels`` (N, D) int64, zero
         padded, with D = max(1, max n_i) so the tensors are never empty; ``mask`` (N, D) float32, 1 for real boxes
-        and 0 for padding; ``image_id`` (N,) int64; ``orig_size`` (N, 2) int64 (height, width); ``scale`` (N,)
-        float32; if the samples have them, ``gt_boxes``, ``gt_labels``, ``gt_iscrowd`` and ``gt_area`` as lists of
-        N per-image tensors.
+        and 0 for padding; ``image_id`` (N,) int64; ``orig_size`` (N, 2) int64 (height, width); ``scale`` (N, 2)
+        float32 (sx, sy); if the samples have them, ``gt_boxes``, ``gt_labels``, ``gt_iscrowd`` and ``gt_area``
+        as lists of N per-image tensors.
     """
     if len(samples) == 0:
         raise ValueError("collate_detections: got an empty list of samples")
@@ -54,7 +54,7 @@ def collate_detections(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Ten
         "mask": mask,
         "image_id": torch.tensor([int(sample["image_id"]) for sample in samples], dtype=torch.int64),
         "orig_size": torch.tensor([[int(v) for v in sample["orig_size"]] for sample in samples], dtype=torch.int64),
-        "scale": torch.tensor([float(sample["scale"]) for sample in samples], dtype=torch.float32),
+        "scale": torch.tensor([list(sample["scale"]) for sample in samples], dtype=torch.float32).reshape(-1, 2),
     }
     for key in _GROUND_TRUTH_KEYS:
         if key in samples[0]:

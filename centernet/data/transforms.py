@@ -2,8 +2,8 @@
 
 Both pipelines take and return boxes in ``pascal_voc`` format (``x1, y1, x2, y2`` in absolute pixels of the
 image they come with), clip them to the image and drop degenerate ones. They are wrapped in a
-:class:`DetectionTransform`, which also reports the ``scale`` of the batch contract (transformed pixels per
-original pixel).
+:class:`DetectionTransform`, which also reports the ``scale`` of the batch contract: (sx, sy), transformed
+pixels per original pixel along x and y.
 
 Training: ``LongestMaxSize(image_size)`` -> ``RandomScale`` (factor uniform in ``scale_range``) ->
 ``PadIfNeeded`` to at least ``image_size`` (black, at a random position so that small images do not always sit
@@ -13,11 +13,10 @@ than ``min_visibility`` of its area after the crop, or becomes narrower or lower
 its centre would be off the image or its size meaningless.
 
 Evaluation: ``LongestMaxSize(image_size)`` -> ``PadIfNeeded`` to ``image_size`` x ``image_size`` with black
-at the bottom/right, so that ``original = transformed / scale`` with ``scale = image_size / max(h, w)``.
-The longer side is exactly ``image_size``; the shorter side is rounded to whole pixels by the resize, so along
-it the mapping is off by at most half a transformed pixel (``0.5 / scale`` original pixels) at the far edge,
-which is below the precision of any detector. Scales that produce whole-pixel sides (e.g. 256x128 -> 128 px,
-scale 0.5) are exact.
+at the bottom/right, so that ``original = transformed / scale`` per axis. The resize makes the longer side
+``image_size`` and rounds the shorter one to whole pixels (``round(side * image_size / max(h, w))``, as
+albumentations does); the boxes follow the image exactly, so ``scale = (new_w / w, new_h / h)`` from those
+rounded sides undoes the resize exactly.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ class DetectionTransform:
     Args:
         pipeline: A ``Compose`` with ``bbox_params`` in :data:`BBOX_FORMAT` and ``label_fields=["labels"]``.
         letterbox_size: If the pipeline resizes the longer side to this size without cropping (the evaluation
-            pipeline), ``scale = letterbox_size / max(h, w)``; ``None`` (training) reports ``scale = 1.0``.
+            pipeline), ``scale = (new_w / w, new_h / h)`` of that resize; ``None`` (training) reports (1.0, 1.0).
     """
 
     def __init__(self, pipeline: A.Compose, letterbox_size: int | None = None) -> None:
@@ -58,16 +57,21 @@ class DetectionTransform:
         Returns:
             dict with ``image`` (H', W', 3) uint8, ``bboxes`` (m, 4) float32 ``x1, y1, x2, y2`` in pixels of the
             transformed image (m <= n, boxes dropped by the crop are gone), ``labels`` (m,) int64 aligned with
-            ``bboxes``, and ``scale`` (float, transformed pixels per original pixel; 1.0 when not letterboxing).
+            ``bboxes``, and ``scale`` ((sx, sy) transformed pixels per original pixel; (1.0, 1.0) when not
+            letterboxing).
         """
         height, width = image.shape[:2]
         out = self.pipeline(image=image, bboxes=bboxes, labels=labels)
-        scale = self.letterbox_size / max(height, width) if self.letterbox_size is not None else 1.0
+        scale = (1.0, 1.0)
+        if self.letterbox_size is not None:
+            ratio = self.letterbox_size / max(height, width)
+            # The same rounding as albumentations' LongestMaxSize, so the scale is that of the pixels produced.
+            scale = (max(1, round(width * ratio)) / width, max(1, round(height * ratio)) / height)
         return {
             "image": out["image"],
             "bboxes": np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4),
             "labels": np.asarray(out["labels"], dtype=np.int64).reshape(-1),
-            "scale": float(scale),
+            "scale": scale,
         }
 
     def set_random_seed(self, seed: int | None) -> None:
@@ -151,7 +155,7 @@ def build_eval_transform(image_size: int) -> DetectionTransform:
 
     Returns:
         The transform; its output image is ``image_size`` x ``image_size`` and its ``scale`` is
-        ``image_size / max(h, w)`` (see the module docstring for the rounding of the shorter side).
+        ``(new_w / w, new_h / h)`` (see the module docstring for the rounding of the shorter side).
     """
     _check_image_size(image_size)
     steps = [
