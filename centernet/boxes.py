@@ -1,4 +1,4 @@
-"""Box-format helpers shared by targets, decoding, evaluation and drawing.
+"""Box-format conversions between the batch's relative cxcywh and absolute xyxy pixels (torch).
 
 Formats used in centernet:
 

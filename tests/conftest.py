@@ -12,7 +12,7 @@ TINY_MODEL = {"backbone": "resnet18", "neck": "lateral", "neck_channels": (32, 3
 
 @pytest.fixture(scope="session")
 def shapes_root(tmp_path_factory) -> str:
-    """Root of a generated shapes cache (16 train / 8 val images of 64 px), shared by the whole session."""
+    """Root of a generated shapes cache (16 train / 8 val images of 64 px), shared by the whole test run."""
     root = tmp_path_factory.mktemp("shapes")
     ensure_shapes_dataset(root, num_train=16, num_val=8, image_size=64, seed=0)
     return str(root)
