@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from conftest import TINY_MODEL
+from conftest import TINY_MODEL, tiny_shapes_data
 
 from centernet.data import CenterNetDataModule
 from centernet.lightning_module import CenterNetModule
@@ -35,16 +35,7 @@ def _trainer(max_steps: int, callbacks: list[L.Callback], **kwargs) -> L.Trainer
 
 def test_short_training_run_loss_falls(shapes_root):
     L.seed_everything(0)
-    data = CenterNetDataModule(
-        dataset="shapes",
-        shapes_root=shapes_root,
-        shapes_train_images=16,
-        shapes_val_images=8,
-        shapes_image_size=64,
-        image_size=64,
-        batch_size=8,
-        num_workers=0,
-    )
+    data = tiny_shapes_data(shapes_root, batch_size=8)
     module = CenterNetModule(
         data.num_classes, data.class_names, data.category_ids, 64, lr=3e-3, warmup_steps=5, **TINY_MODEL
     )
@@ -85,16 +76,7 @@ def test_overfits_a_few_images(shapes_root):
 
 
 def test_channels_last_changes_speed_not_results(shapes_root):
-    data = CenterNetDataModule(
-        dataset="shapes",
-        shapes_root=shapes_root,
-        shapes_train_images=16,
-        shapes_val_images=8,
-        shapes_image_size=64,
-        image_size=64,
-        batch_size=4,
-        num_workers=0,
-    )
+    data = tiny_shapes_data(shapes_root, batch_size=4)
     data.setup("validate")
     batch = next(iter(data.val_dataloader()))
     losses = []

@@ -115,13 +115,7 @@ def build_train_transform(
     steps: list[A.BasicTransform] = [
         A.LongestMaxSize(max_size=image_size),
         A.RandomScale(scale_limit=(low - 1.0, high - 1.0), p=1.0),  # albumentations samples 1 + U(limit)
-        A.PadIfNeeded(
-            min_height=image_size,
-            min_width=image_size,
-            position="random",
-            border_mode=cv2.BORDER_CONSTANT,
-            fill=0,
-        ),
+        _black_pad(image_size, "random"),
         A.RandomCrop(height=image_size, width=image_size),
         A.HorizontalFlip(p=hflip_prob),
     ]
@@ -160,16 +154,17 @@ def build_eval_transform(image_size: int) -> DetectionTransform:
     _check_image_size(image_size)
     steps = [
         A.LongestMaxSize(max_size=image_size),
-        A.PadIfNeeded(
-            min_height=image_size,
-            min_width=image_size,
-            position="top_left",
-            border_mode=cv2.BORDER_CONSTANT,
-            fill=0,
-        ),
+        _black_pad(image_size, "top_left"),
     ]
     bbox_params = A.BboxParams(format=BBOX_FORMAT, label_fields=["labels"], clip=True, filter_invalid_bboxes=True)
     return DetectionTransform(A.Compose(steps, bbox_params=bbox_params, strict=True), letterbox_size=image_size)
+
+
+def _black_pad(image_size: int, position: str) -> A.PadIfNeeded:
+    """Pad to at least ``image_size`` x ``image_size`` with black; ``position`` places the image."""
+    return A.PadIfNeeded(
+        min_height=image_size, min_width=image_size, position=position, border_mode=cv2.BORDER_CONSTANT, fill=0
+    )
 
 
 def _check_image_size(image_size: int) -> None:
