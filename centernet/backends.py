@@ -9,6 +9,7 @@ test-time augmentation needs.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,9 @@ class TorchScriptBackend(Backend):
 
     def __init__(self, path: str | Path, device: str | torch.device = "cpu", image_size: int | None = None) -> None:
         self.device = torch.device(device)
-        self.module = torch.jit.load(str(path), map_location=self.device).eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in favour of torch.export
+            self.module = torch.jit.load(str(path), map_location=self.device).eval()
         self.image_size = image_size
 
     @torch.inference_mode()

@@ -180,9 +180,9 @@ def export_torchscript(
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(wrapper, (example,), check_trace=False)
+        extra = {_TORCHSCRIPT_EXTRA: json.dumps(_metadata(class_names, category_ids, image_size, dynamic, batch_size))}
+        torch.jit.save(traced, str(path), _extra_files=extra)  # warns that torch.export is the future
     model.train(was_training)
-    extra = {_TORCHSCRIPT_EXTRA: json.dumps(_metadata(class_names, category_ids, image_size, dynamic, batch_size))}
-    torch.jit.save(traced, str(path), _extra_files=extra)
     return path
 
 
@@ -204,7 +204,9 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             raise ValueError(f"{path}: ONNX file without centernet metadata; export it with `centernet export`")
         return json.loads(values[METADATA_KEY])
     extra = {_TORCHSCRIPT_EXTRA: ""}
-    torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     if not extra[_TORCHSCRIPT_EXTRA]:
         raise ValueError(f"{path}: TorchScript file without centernet metadata; export it with `centernet export`")
     return json.loads(extra[_TORCHSCRIPT_EXTRA])
