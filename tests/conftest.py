@@ -34,7 +34,7 @@ def tiny_shapes_data(shapes_root: str, batch_size: int) -> CenterNetDataModule:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(shapes_root, tmp_path_factory) -> str:
-    """A Lightning checkpoint (random weights) of a TINY_MODEL for the ``shapes_root`` data at 64 px input.
+    """A Lightning checkpoint (random weights, boxes of ~12 px) of a TINY_MODEL for ``shapes_root``'s 64 px data.
 
     Written in the layout of ``centernet fit``'s checkpoints, data module settings included, without training.
     """
@@ -46,6 +46,8 @@ def tiny_checkpoint(shapes_root, tmp_path_factory) -> str:
     torch.manual_seed(0)
     data = tiny_shapes_data(shapes_root, batch_size=8)
     module = CenterNetModule(data.num_classes, data.class_names, data.category_ids, 64, **TINY_MODEL)
+    with torch.no_grad():  # boxes of about 3 cells (12 px) rather than near-zero sizes
+        module.model.head.size[-1].bias.fill_(3.0)
     path = tmp_path_factory.mktemp("checkpoint") / "tiny.ckpt"
     checkpoint = {
         "state_dict": module.state_dict(),
