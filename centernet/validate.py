@@ -16,6 +16,7 @@ padded to a multiple of 32, as the CenterNet paper evaluates).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,9 +79,10 @@ def resolve_data(config: str | None, checkpoint: str | Path | None) -> tuple[str
         data.update(saved.get("datamodule_hyper_parameters") or {})
     else:
         raise ValueError("say which data to evaluate on: --config FILE, or --images DIR --annotations JSON")
-    unknown = sorted(set(data) - set(CenterNetDataModule.__init__.__code__.co_varnames))
+    known = set(inspect.signature(CenterNetDataModule.__init__).parameters) - {"self"}
+    unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{config}: unknown data keys {unknown}")
+        raise ValueError(f"{config or checkpoint}: unknown data keys {unknown}")
     datamodule = CenterNetDataModule(**data)
     datamodule.prepare_data()  # generates the shapes dataset when it is not cached yet
     if datamodule.val_images is None or datamodule.val_annotations is None:
