@@ -150,6 +150,10 @@ def test_validate_reads_the_data_of_the_checkpoint_or_a_config(tiny_checkpoint, 
     main(["validate", "--checkpoint", tiny_checkpoint, "--config", str(config), "--output", str(tmp_path / "b")])
     first, second = (json.loads((tmp_path / d / "predictions.json").read_text()) for d in ("a", "b"))
     assert first == second
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("data:\n  dataset: shapes\n  val_image: x\n")
+    with pytest.raises(ValueError, match="val_image"):
+        main(["validate", "--checkpoint", tiny_checkpoint, "--config", str(typo)])
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 40, "name": "x"}]}))
     with pytest.raises(ValueError, match="category ids"):
