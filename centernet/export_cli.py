@@ -24,7 +24,9 @@ _SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="centernet export", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="centernet export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by `centernet fit` (.ckpt)")
     parser.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     parser.add_argument("--output", default=None, help="output file (default: the checkpoint's name + suffix)")

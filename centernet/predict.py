@@ -77,7 +77,9 @@ def predict_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="centernet predict", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="centernet predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_inference_arguments(parser)
     parser.add_argument("--source", required=True, help="an image, a folder, a glob pattern ('data/*.jpg') or a video")
     parser.add_argument("--output", default="runs/predict", help="folder for the annotated images/video and json")

@@ -41,7 +41,9 @@ __all__ = ["build_parser", "resolve_data", "run_validate"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="centernet validate", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="centernet validate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_inference_arguments(parser)
     parser.add_argument("--config", default=None, help="a YAML config of `centernet fit`; its data: section is used")
     parser.add_argument("--images", default=None, help="folder of the validation images (overrides the config)")
@@ -76,7 +78,9 @@ def resolve_data(config: str | None, checkpoint: str | Path | None) -> tuple[str
         data.update(section)
     elif checkpoint is not None and Path(checkpoint).suffix.lower() == ".ckpt":
         saved = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
-        data.update(saved.get("datamodule_hyper_parameters") or {})
+        saved_data = saved.get("datamodule_hyper_parameters") or {}
+        # LightningCLI records private entries (e.g. ``_instantiator``) next to the settings.
+        data.update({key: value for key, value in saved_data.items() if not key.startswith("_")})
     else:
         raise ValueError("say which data to evaluate on: --config FILE, or --images DIR --annotations JSON")
     known = set(inspect.signature(CenterNetDataModule.__init__).parameters) - {"self"}

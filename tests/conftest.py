@@ -52,7 +52,7 @@ def tiny_checkpoint(shapes_root, tmp_path_factory) -> str:
     checkpoint = {
         "state_dict": module.state_dict(),
         "hyper_parameters": dict(module.hparams),
-        "datamodule_hyper_parameters": dict(data.hparams),
+        "datamodule_hyper_parameters": {**data.hparams, "_instantiator": "lightning.pytorch.cli.instantiate_module"},
         "pytorch-lightning_version": L.__version__,
     }
     torch.save(checkpoint, path)
