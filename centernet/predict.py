@@ -20,7 +20,7 @@ from rich.progress import Progress
 from .inference import Detector, Prediction
 from .sources import is_video, list_images, read_rgb, read_video, video_info
 
-__all__ = ["add_inference_arguments", "build_parser", "load_detector", "run_predict"]
+__all__ = ["add_inference_arguments", "build_parser", "load_detector", "predict_options", "run_predict"]
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
