@@ -1,4 +1,4 @@
-"""The ``centernet`` command: ``demo``, ``predict``, and Lightning's ``fit`` / ``validate``."""
+"""The ``centernet`` command: ``demo``, ``predict``, ``validate``, ``export``, and Lightning's ``fit``."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ _USAGE = """usage: centernet COMMAND [options]
 commands:
   demo       build the built-in shapes dataset, train a small CenterNet on it, evaluate and draw predictions
   fit        train from a YAML config:      centernet fit --config configs/demo.yaml
-  validate   evaluate a checkpoint:         centernet validate --config FILE --ckpt_path CKPT
-  predict    detect objects in images:      centernet predict --checkpoint CKPT --source IMAGE_OR_FOLDER
+  validate   evaluate a model (COCO AP):    centernet validate --checkpoint CKPT_OR_ONNX [--config FILE]
+  predict    detect objects:                centernet predict --checkpoint CKPT_OR_ONNX --source IMAGES_OR_VIDEO
+  export     ONNX / TorchScript with decoding inside: centernet export --checkpoint CKPT --format onnx
 
 Run `centernet COMMAND --help` for the options of a command.
 """
@@ -34,7 +35,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .predict import run_predict
 
         run_predict(argv[1:])
-    elif command in ("fit", "validate"):
+    elif command == "validate":
+        from .validate import run_validate
+
+        run_validate(argv[1:])
+    elif command == "export":
+        from .export_cli import run_export
+
+        run_export(argv[1:])
+    elif command == "fit":
         from .lightning_cli import CenterNetCLI
 
         CenterNetCLI(args=argv)

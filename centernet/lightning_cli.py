@@ -1,4 +1,4 @@
-"""Lightning's ``fit`` / ``validate`` driven by YAML: the ``LightningCLI`` of centernet.
+"""Lightning's ``fit`` driven by YAML: the ``LightningCLI`` of centernet.
 
 Every config is read on top of ``configs/base.yaml`` (a default config file), so a config such as
 ``configs/demo.yaml`` only lists what it changes. The number of classes, the class names, the category ids and
@@ -20,7 +20,8 @@ from .lightning_module import CenterNetModule
 
 __all__ = ["LIGHTNING_COMMANDS", "CenterNetCLI", "config_path", "next_run_dir"]
 
-LIGHTNING_COMMANDS = ("fit", "validate")
+# `validate` is our own command (centernet/validate.py) on top of the inference API.
+LIGHTNING_COMMANDS = ("fit",)
 
 
 def config_path(name: str) -> Path:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-__all__ = ["class_color", "draw_detections"]
+__all__ = ["class_color", "draw_detections", "plot_pr_curves"]
 
 
 def class_color(label: int) -> tuple[int, int, int]:
@@ -54,3 +55,49 @@ def draw_detections(
         cv2.rectangle(canvas, (x1, top), (x1 + tw, top + th + baseline), color, -1)
         cv2.putText(canvas, text, (x1, top + th), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1, cv2.LINE_AA)
     return canvas
+
+
+def plot_pr_curves(
+    recall: np.ndarray,
+    precision: np.ndarray,
+    class_names: Sequence[str],
+    path: str | Path,
+    title: str,
+) -> Path:
+    """Save a precision-recall plot: one thin curve per class and their mean in bold.
+
+    Args:
+        recall: (R,) recall levels.
+        precision: (R, K) precision of K classes at those recall levels; -1 (undefined: a class without ground
+            truth) is left out.
+        class_names: K names for the legend (with each class's AP).
+        path: Output PNG.
+        title: Plot title (e.g. the IoU threshold).
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(figsize=(7, 6), dpi=100)
+    valid = [k for k in range(precision.shape[1]) if (precision[:, k] > -1).all()]
+    show_legend = len(valid) <= 20  # beyond that the legend hides the plot
+    for k in valid:
+        rgb = np.array(class_color(k)) / 255.0
+        label = f"{class_names[k]} {precision[:, k].mean():.3f}"
+        axes.plot(recall, precision[:, k], linewidth=1, color=rgb, label=label if show_legend else None)
+    if valid:
+        mean = precision[:, valid].mean(axis=1)
+        axes.plot(recall, mean, linewidth=3, color="black", label=f"all classes {mean.mean():.3f}")
+    axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01), title=title)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower left", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path

@@ -30,3 +30,30 @@ def tiny_shapes_data(shapes_root: str, batch_size: int) -> CenterNetDataModule:
         batch_size=batch_size,
         num_workers=0,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(shapes_root, tmp_path_factory) -> str:
+    """A Lightning checkpoint (random weights, boxes of ~12 px) of a TINY_MODEL for ``shapes_root``'s 64 px data.
+
+    Written in the layout of ``centernet fit``'s checkpoints, data module settings included, without training.
+    """
+    import lightning as L
+    import torch
+
+    from centernet.lightning_module import CenterNetModule
+
+    torch.manual_seed(0)
+    data = tiny_shapes_data(shapes_root, batch_size=8)
+    module = CenterNetModule(data.num_classes, data.class_names, data.category_ids, 64, **TINY_MODEL)
+    with torch.no_grad():  # boxes of about 3 cells (12 px) rather than near-zero sizes
+        module.model.head.size[-1].bias.fill_(3.0)
+    path = tmp_path_factory.mktemp("checkpoint") / "tiny.ckpt"
+    checkpoint = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": dict(module.hparams),
+        "datamodule_hyper_parameters": {**data.hparams, "_instantiator": "lightning.pytorch.cli.instantiate_module"},
+        "pytorch-lightning_version": L.__version__,
+    }
+    torch.save(checkpoint, path)
+    return str(path)

@@ -1,0 +1,165 @@
+"""Inference backends: the same call, ``images -> detections``, on eager PyTorch, TorchScript or ONNX Runtime.
+
+Every backend takes an (N, 3, H, W) float32 tensor, RGB in [0, 1] with H and W multiples of 32, and returns the
+decoded top-K detections ``boxes`` (N, K, 4) xyxy in input pixels, ``scores`` (N, K) and ``labels`` (N, K) as
+CPU tensors. Only the eager backend also exposes the raw maps (:meth:`EagerBackend.maps`), which flip
+test-time augmentation needs.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .model import CenterNet
+
+__all__ = ["Backend", "EagerBackend", "OnnxRuntimeBackend", "TorchScriptBackend"]
+
+
+class Backend:
+    """Base class: ``dynamic`` says whether inputs of another size than the export size are accepted."""
+
+    name: str = "base"
+    dynamic: bool = True
+    image_size: int | None = None
+
+    def __call__(self, images: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+
+class EagerBackend(Backend):
+    """The PyTorch model itself.
+
+    Args:
+        model: The network (put in eval mode).
+        device: Where it runs.
+        half: Run in float16 (CUDA only).
+        channels_last: Feed channels-last inputs (faster convolutions on CPU).
+    """
+
+    name = "eager"
+
+    def __init__(
+        self, model: CenterNet, device: str | torch.device = "cpu", half: bool = False, channels_last: bool = False
+    ) -> None:
+        self.device = torch.device(device)
+        if half and self.device.type != "cuda":
+            raise ValueError(f"half precision needs a CUDA device, got device={str(self.device)!r}")
+        self.model = model.eval().to(self.device)
+        self.half = half
+        self.channels_last = channels_last
+        if half:
+            self.model.half()
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def _input(self, images: Tensor) -> Tensor:
+        images = images.to(self.device, torch.float16 if self.half else torch.float32)
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    @torch.inference_mode()
+    def maps(self, images: Tensor) -> dict[str, Tensor]:
+        """The raw output maps of ``CenterNet.forward`` for ``images``."""
+        return self.model(self._input(images))
+
+    @torch.inference_mode()
+    def decode(self, maps: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Decode raw maps (see ``CenterNet.decode``) into CPU float32 detections."""
+        detections = self.model.decode(maps)
+        return {key: value.float().cpu() if key != "labels" else value.cpu() for key, value in detections.items()}
+
+    def __call__(self, images: Tensor) -> dict[str, Tensor]:
+        return self.decode(self.maps(images))
+
+
+class TorchScriptBackend(Backend):
+    """A module written by ``centernet export --format torchscript`` (decoding inside).
+
+    Args:
+        path: The ``.torchscript`` / ``.pt`` file.
+        device: Where it runs.
+        image_size: The export size (from the file's metadata).
+    """
+
+    name = "torchscript"
+
+    def __init__(self, path: str | Path, device: str | torch.device = "cpu", image_size: int | None = None) -> None:
+        self.device = torch.device(device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in favour of torch.export
+            self.module = torch.jit.load(str(path), map_location=self.device).eval()
+        self.image_size = image_size
+
+    @torch.inference_mode()
+    def __call__(self, images: Tensor) -> dict[str, Tensor]:
+        boxes, scores, labels = self.module(images.to(self.device, torch.float32))
+        return {"boxes": boxes.float().cpu(), "scores": scores.float().cpu(), "labels": labels.cpu()}
+
+
+class OnnxRuntimeBackend(Backend):
+    """An ONNX file written by ``centernet export --format onnx`` (decoding inside), run by ONNX Runtime.
+
+    Args:
+        path: The ``.onnx`` file.
+        device: ``cpu`` or ``cuda[:i]`` (needs onnxruntime-gpu).
+        dynamic: Whether the graph accepts other input sizes than ``image_size``.
+        image_size: The export size.
+        batch_size: The export batch size (the only one accepted when not ``dynamic``).
+        threads: Intra-op threads; ``None`` uses all cores.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        dynamic: bool = True,
+        image_size: int | None = None,
+        batch_size: int | None = None,
+        threads: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        device = torch.device(device)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ValueError(f"{path}: device {device} asked but this onnxruntime has no CUDA provider")
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
+        self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        self.input_name = self.session.get_inputs()[0].name
+        self.dynamic = dynamic
+        self.image_size = image_size
+        self.batch_size = batch_size
+
+    def __call__(self, images: Tensor) -> dict[str, Tensor]:
+        count = images.shape[0]
+        if self.dynamic or self.batch_size in (None, count):
+            return self._run(images)
+        # A graph exported with a fixed batch size: run in chunks of that size, padding the last one.
+        outputs = []
+        for start in range(0, count, self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            real = chunk.shape[0]
+            if real < self.batch_size:
+                chunk = torch.cat([chunk, chunk.new_zeros((self.batch_size - real, *chunk.shape[1:]))])
+            outputs.append({key: value[:real] for key, value in self._run(chunk).items()})
+        return {key: torch.cat([o[key] for o in outputs]) for key in ("boxes", "scores", "labels")}
+
+    def _run(self, images: Tensor) -> dict[str, Tensor]:
+        array = np.ascontiguousarray(images.detach().float().cpu().numpy())
+        boxes, scores, labels = self.session.run(None, {self.input_name: array})
+        return {
+            "boxes": torch.from_numpy(boxes).float(),
+            "scores": torch.from_numpy(scores).float(),
+            "labels": torch.from_numpy(labels).long(),
+        }

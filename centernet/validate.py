@@ -1,0 +1,196 @@
+"""``centernet validate``: evaluate a checkpoint or an exported model on a COCO-format validation set.
+
+Prints the 12 COCO box numbers and the AP of every class, and writes into the output folder:
+
+- ``metrics.json``: the 12 numbers, the per-class AP and how they were obtained (model, mode, input size);
+- ``predictions.json``: the detections as COCO results (the dataset's image and category ids, original pixels),
+  so any COCO tool can re-evaluate them;
+- ``pr_curve_iou50.png`` and ``pr_curve_iou50-95.png``: precision-recall curves per class and their mean.
+
+The data comes from the same YAML files ``fit`` reads (their ``data:`` section, on top of ``configs/base.yaml``),
+from the checkpoint's own data settings when no config is given, or from ``--images`` / ``--annotations``. Two
+modes: resized to the input size as in training (default), or ``--keep-resolution`` (each image at its own size
+padded to a multiple of 32, as the CenterNet paper evaluates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from .data import CenterNetDataModule
+from .evaluation import CocoEvaluation, evaluate_coco, format_coco_table, write_metrics_json
+from .inference import Detector
+from .lightning_cli import config_path
+from .predict import add_inference_arguments, load_detector, predict_options
+from .viz import plot_pr_curves
+
+__all__ = ["build_parser", "resolve_data", "run_validate"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="centernet validate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_inference_arguments(parser)
+    parser.add_argument("--config", default=None, help="a YAML config of `centernet fit`; its data: section is used")
+    parser.add_argument("--images", default=None, help="folder of the validation images (overrides the config)")
+    parser.add_argument("--annotations", default=None, help="COCO json of the validation images (overrides)")
+    parser.add_argument("--output", default="runs/validate", help="folder for metrics.json, predictions.json, plots")
+    parser.add_argument(
+        "--conf", "--score-threshold", dest="score_threshold", type=float, default=0.0,
+        help="keep detections scoring above this (0: all top-K, as COCO evaluation expects)",
+    )  # fmt: skip
+    return parser
+
+
+def resolve_data(config: str | None, checkpoint: str | Path | None) -> tuple[str, str]:
+    """The validation image folder and annotation json that a config (or the checkpoint) describes.
+
+    Args:
+        config: A ``fit`` YAML file; its ``data:`` section is read on top of ``configs/base.yaml``'s.
+        checkpoint: A Lightning checkpoint; its saved data-module settings are used when ``config`` is None.
+
+    Returns:
+        ``(val_images, val_annotations)``; the built-in shapes dataset is generated first if needed.
+    """
+    data: dict[str, Any] = dict(yaml.safe_load(config_path("base").read_text())["data"])
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such config file")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        section = loaded.get("data") or {}
+        if not isinstance(section, dict):
+            raise ValueError(f"{path}: the data: section must be a mapping, got {type(section).__name__}")
+        data.update(section)
+    elif checkpoint is not None and Path(checkpoint).suffix.lower() == ".ckpt":
+        saved = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
+        saved_data = saved.get("datamodule_hyper_parameters") or {}
+        # LightningCLI records private entries (e.g. ``_instantiator``) next to the settings.
+        data.update({key: value for key, value in saved_data.items() if not key.startswith("_")})
+    else:
+        raise ValueError("say which data to evaluate on: --config FILE, or --images DIR --annotations JSON")
+    known = set(inspect.signature(CenterNetDataModule.__init__).parameters) - {"self"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{config or checkpoint}: unknown data keys {unknown}")
+    datamodule = CenterNetDataModule(**data)
+    datamodule.prepare_data()  # generates the shapes dataset when it is not cached yet
+    if datamodule.val_images is None or datamodule.val_annotations is None:
+        raise ValueError(f"{config or checkpoint}: the data section names no val_images / val_annotations")
+    return str(datamodule.val_images), str(datamodule.val_annotations)
+
+
+def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
+    """Run the command; returns what ``metrics.json`` holds."""
+    args = build_parser().parse_args(list(argv))
+    if args.images and args.annotations:
+        images_dir, annotations = args.images, args.annotations
+    else:
+        images_dir, annotations = resolve_data(args.config, args.checkpoint)
+        images_dir, annotations = args.images or images_dir, args.annotations or annotations
+    detector = load_detector(args)
+    ground_truth = json.loads(Path(annotations).read_text())
+    _check_categories(detector, ground_truth, annotations)
+    results = predict_dataset(detector, images_dir, ground_truth, args)
+
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "predictions.json").write_text(json.dumps(results))
+    evaluation = evaluate_coco(ground_truth, results)
+    mode = "keep_resolution" if args.keep_resolution else "resize"
+    extra = {
+        "model": str(args.checkpoint),
+        "backend": detector.backend.name,
+        "mode": mode,
+        "image_size": None if args.keep_resolution else detector.image_size,
+        "flip": args.flip,
+        "scales": args.scales,
+        "images": len(ground_truth["images"]),
+        "annotations": str(annotations),
+        "per_class": evaluation.per_class,
+    }
+    write_metrics_json(output / "metrics.json", evaluation.metrics, extra)
+    _plot(evaluation, output)
+
+    console = Console()
+    size = "own size, padded to /32" if args.keep_resolution else f"{detector.image_size} px"
+    console.print(format_coco_table(evaluation.metrics, title=f"COCO box metrics ({mode}, {size})"))
+    console.print(_per_class_table(evaluation))
+    console.print(f"metrics.json, predictions.json and PR curves -> {output}")
+    return {**evaluation.metrics, **extra}
+
+
+def predict_dataset(
+    detector: Detector, images_dir: str | Path, ground_truth: dict[str, Any], args: argparse.Namespace
+) -> list[dict[str, object]]:
+    """COCO results of every image of the annotation json, predicted in batches."""
+    entries = sorted(ground_truth["images"], key=lambda image: image["id"])
+    results: list[dict[str, object]] = []
+    with Progress(transient=True) as progress:
+        task = progress.add_task("validating", total=len(entries))
+        for start in range(0, len(entries), args.batch_size):
+            chunk = entries[start : start + args.batch_size]
+            images = [_read_image(Path(images_dir) / entry["file_name"], entry) for entry in chunk]
+            predictions = detector.predict(images, args.score_threshold, **predict_options(args))
+            for entry, prediction in zip(chunk, predictions, strict=True):
+                results += prediction.to_coco(entry["id"])
+            progress.advance(task, len(chunk))
+    return results
+
+
+def _read_image(path: Path, entry: dict[str, Any]) -> np.ndarray:
+    # As the training data is read: the stored pixels, EXIF rotation ignored (COCO boxes refer to them).
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if bgr is None:
+        raise ValueError(f"{path}: cannot read this image (image_id={entry['id']})")
+    height, width = bgr.shape[:2]
+    if (entry.get("height", height), entry.get("width", width)) != (height, width):
+        raise ValueError(
+            f"{path} is {width}x{height} pixels but the annotations say {entry.get('width')}x{entry.get('height')}"
+        )
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _check_categories(detector: Detector, ground_truth: dict[str, Any], annotations: str | Path) -> None:
+    ids = sorted(int(c["id"]) for c in ground_truth.get("categories", []))
+    if ids != sorted(detector.category_ids):
+        raise ValueError(
+            f"{annotations} has category ids {ids} but the model was trained on {sorted(detector.category_ids)}"
+        )
+
+
+def _per_class_table(evaluation: CocoEvaluation) -> Table:
+    table = Table(title="AP per class")
+    for column in ("category_id", "name", "ground truth", "AP", "AP50"):
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for row in evaluation.per_class:
+        table.add_row(
+            str(row["category_id"]), str(row["name"]), str(row["num_ground_truth"]),
+            f"{row['ap']:.4f}", f"{row['ap50']:.4f}",
+        )  # fmt: skip
+    return table
+
+
+def _plot(evaluation: CocoEvaluation, output: Path) -> None:
+    names = [str(row["name"]) for row in evaluation.per_class]
+    recall = evaluation.recall_thresholds
+    at_50 = evaluation.precision[0]  # (R, K)
+    # Averaged over the 10 IoU thresholds, as AP@[.5:.95] averages them; undefined (-1) stays undefined.
+    defined = (evaluation.precision > -1).all(axis=0)  # (R, K)
+    mean = np.where(defined, evaluation.precision.mean(axis=0), -1.0)
+    plot_pr_curves(recall, at_50, names, output / "pr_curve_iou50.png", "precision-recall, IoU 0.50")
+    plot_pr_curves(recall, mean, names, output / "pr_curve_iou50-95.png", "precision-recall, IoU 0.50:0.95 (mean)")

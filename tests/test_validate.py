@@ -1,0 +1,160 @@
+"""``centernet validate`` and COCO evaluation: the numbers are pycocotools' own, recomputed independently."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from centernet.cli import main
+from centernet.evaluation import COCO_METRIC_NAMES, evaluate_coco
+from centernet.inference import Detector
+
+SHAPES = ["circle", "square", "triangle", "diamond", "cross"]
+
+
+def _pycocotools(dataset: dict, results: list[dict]) -> COCOeval:
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = copy.deepcopy(dataset)
+        gt.createIndex()
+        evaluator = COCOeval(gt, gt.loadRes(copy.deepcopy(results)), iouType="bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator
+
+
+def _per_class_ap(evaluator: COCOeval) -> list[float]:
+    precision = evaluator.eval["precision"][:, :, :, 0, -1]  # (T, R, K)
+    return [float(p[p > -1].mean()) if (p > -1).any() else -1.0 for p in np.moveaxis(precision, 2, 0)]
+
+
+def _noisy_set(seed: int = 0) -> tuple[dict, list[dict]]:
+    rng = np.random.default_rng(seed)
+    images, annotations, results = [], [], []
+    for image_id in range(1, 9):
+        images.append({"id": image_id, "width": 320, "height": 240, "file_name": f"{image_id}.png"})
+        for _ in range(int(rng.integers(1, 6))):
+            x, y, w, h = rng.uniform(0, 200), rng.uniform(0, 150), rng.uniform(4, 110), rng.uniform(4, 80)
+            category = int(rng.choice([5, 9, 11]))
+            annotations.append(
+                {"id": len(annotations) + 1, "image_id": image_id, "category_id": category,
+                 "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0}
+            )  # fmt: skip
+            if rng.uniform() < 0.8:  # found, with noise; sometimes with the wrong class
+                noisy = [x + rng.normal(0, 4), y + rng.normal(0, 4), w + rng.normal(0, 4), h + rng.normal(0, 4)]
+                wrong = rng.uniform() < 0.1
+                results.append(
+                    {"image_id": image_id, "category_id": 9 if wrong else category, "bbox": noisy,
+                     "score": float(rng.uniform(0.05, 1))}
+                )  # fmt: skip
+        results.append({"image_id": image_id, "category_id": 5, "bbox": [10, 10, 50, 40], "score": 0.3})
+    categories = [{"id": 5, "name": "a"}, {"id": 9, "name": "b"}, {"id": 11, "name": "c"}, {"id": 12, "name": "d"}]
+    return {"images": images, "annotations": annotations, "categories": categories}, results
+
+
+def test_evaluate_coco_equals_pycocotools():
+    dataset, results = _noisy_set()
+    evaluation = evaluate_coco(dataset, results)
+    reference = _pycocotools(dataset, results)
+    assert 0.2 < evaluation.metrics["map"] < 0.95
+    np.testing.assert_allclose([evaluation.metrics[n] for n in COCO_METRIC_NAMES], reference.stats, atol=1e-6)
+    np.testing.assert_allclose([c["ap"] for c in evaluation.per_class], _per_class_ap(reference), atol=1e-6)
+    assert [c["category_id"] for c in evaluation.per_class] == [5, 9, 11, 12]
+    assert evaluation.per_class[3]["ap"] == -1.0 and evaluation.per_class[3]["num_ground_truth"] == 0
+    assert evaluation.precision.shape == (10, 101, 4)
+
+
+def test_evaluate_coco_perfect_and_empty_results():
+    dataset, _ = _noisy_set(1)
+    perfect = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
+        for a in dataset["annotations"]
+    ]
+    evaluation = evaluate_coco(dataset, perfect)
+    assert evaluation.metrics["map"] == pytest.approx(1.0) and evaluation.metrics["map_50"] == pytest.approx(1.0)
+    assert [c["ap"] for c in evaluation.per_class] == pytest.approx([1.0, 1.0, 1.0, -1.0])
+    empty = evaluate_coco(dataset, [])
+    assert empty.metrics["map"] == 0.0 and [c["ap"] for c in empty.per_class] == [0.0, 0.0, 0.0, -1.0]
+
+
+@pytest.fixture(scope="module")
+def own_detections_set(tiny_checkpoint, tmp_path_factory) -> tuple[Path, Path]:
+    """Images whose ground truth is partly the tiny model's own detections (jittered) and partly missed boxes,
+    so the untrained model scores a non-trivial AP."""
+    root = tmp_path_factory.mktemp("own")
+    rng = np.random.default_rng(0)
+    shapes = [(64, 64), (48, 80), (96, 56), (64, 64), (70, 90)]
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in shapes]
+    (root / "images").mkdir()
+    for i, image in enumerate(images):
+        cv2.imwrite(str(root / "images" / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    predictions = Detector.from_checkpoint(tiny_checkpoint).predict(images, score_threshold=0.0)
+    entries, annotations = [], []
+    for i, ((h, w), prediction) in enumerate(zip(shapes, predictions, strict=True)):
+        entries.append({"id": 100 + i, "file_name": f"{i}.png", "width": w, "height": h})
+        boxes = [(box, cid) for box, cid in zip(prediction.boxes, prediction.category_ids, strict=True)][:3]
+        boxes.append((np.array([2.0, 2.0, 30.0, 20.0]), 3))  # never found
+        for box, category_id in boxes:
+            x1, y1, x2, y2 = (float(v) + rng.normal(0, 0.5) for v in box)
+            width, height = max(1.0, x2 - x1), max(1.0, y2 - y1)
+            annotations.append(
+                {"id": len(annotations) + 1, "image_id": 100 + i, "category_id": int(category_id),
+                 "bbox": [x1, y1, width, height], "area": width * height, "iscrowd": 0}
+            )  # fmt: skip
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(SHAPES)]
+    path = root / "annotations.json"
+    path.write_text(json.dumps({"images": entries, "annotations": annotations, "categories": categories}))
+    return root / "images", path
+
+
+@pytest.mark.parametrize("mode", [[], ["--keep-resolution"]])
+def test_validate_reproduces_pycocotools_from_its_predictions(tiny_checkpoint, own_detections_set, tmp_path, mode):
+    images, annotations = own_detections_set
+    out = tmp_path / "val"
+    main(["validate", "--checkpoint", tiny_checkpoint, "--images", str(images), "--annotations", str(annotations)]
+         + ["--output", str(out), "--batch-size", "2", *mode])  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    results = json.loads((out / "predictions.json").read_text())
+    reference = _pycocotools(json.loads(annotations.read_text()), results)
+    np.testing.assert_allclose([metrics[name] for name in COCO_METRIC_NAMES], reference.stats[:12], atol=1e-6)
+    np.testing.assert_allclose([c["ap"] for c in metrics["per_class"]], _per_class_ap(reference), atol=1e-6)
+    assert metrics["mode"] == ("keep_resolution" if mode else "resize")
+    assert {r["image_id"] for r in results} == {100, 101, 102, 103, 104}
+    if not mode:  # the ground truth was taken from resized predictions, so they must score
+        assert metrics["map_50"] > 0.3
+    for name in ("pr_curve_iou50.png", "pr_curve_iou50-95.png"):
+        plot = cv2.imread(str(out / name))
+        assert plot is not None and plot.shape[0] > 100
+
+
+def test_validate_reads_the_data_of_the_checkpoint_or_a_config(tiny_checkpoint, shapes_root, tmp_path, capsys):
+    main(["validate", "--checkpoint", tiny_checkpoint, "--output", str(tmp_path / "a")])
+    table = capsys.readouterr().out
+    assert "AP per class" in table and "triangle" in table and "map_50" in table
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["images"] == 8
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "trainer:\n  max_epochs: 1\ndata:\n  dataset: shapes\n  image_size: 64\n"
+        f"  shapes_root: {shapes_root}\n  shapes_train_images: 16\n  shapes_val_images: 8\n  shapes_image_size: 64\n"
+    )
+    main(["validate", "--checkpoint", tiny_checkpoint, "--config", str(config), "--output", str(tmp_path / "b")])
+    first, second = (json.loads((tmp_path / d / "predictions.json").read_text()) for d in ("a", "b"))
+    assert first == second
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("data:\n  dataset: shapes\n  val_image: x\n")
+    with pytest.raises(ValueError, match="val_image"):
+        main(["validate", "--checkpoint", tiny_checkpoint, "--config", str(typo)])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 40, "name": "x"}]}))
+    with pytest.raises(ValueError, match="category ids"):
+        main(["validate", "--checkpoint", tiny_checkpoint, "--images", str(tmp_path), "--annotations", str(bad)])
