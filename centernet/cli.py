@@ -14,6 +14,7 @@ commands:
   fit        train from a YAML config:      centernet fit --config configs/demo.yaml
   validate   evaluate a checkpoint:         centernet validate --config FILE --ckpt_path CKPT
   predict    detect objects in images:      centernet predict --checkpoint CKPT --source IMAGE_OR_FOLDER
+  info       parameters and GFLOPs:         centernet info --config dla34_dcn --image-size 512
 
 Run `centernet COMMAND --help` for the options of a command.
 """
@@ -34,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .predict import run_predict
 
         run_predict(argv[1:])
+    elif command == "info":
+        from .info import run_info
+
+        run_info(argv[1:])
     elif command in ("fit", "validate"):
         from .lightning_cli import CenterNetCLI
 
