@@ -65,7 +65,8 @@ class LTRBHead(nn.Module):
     from the point (x, y) (the cell's top-left corner, in output cells) to the four sides of the box whose
     centre region the cell lies in. A ReLU keeps them non-negative and ``box_scale`` sets their unit, like
     TTFNet's ``wh_offset_base`` (16 input pixels = 4 cells at stride 4). The heatmap branch is initialised
-    as in :class:`CenterNetHead`; the box branch ends in weights ~ N(0, 0.001^2) and zero bias.
+    as in :class:`CenterNetHead`; the box branch ends in weights ~ N(0, 0.001^2) and a bias that makes every
+    distance start at 1 cell.
 
     Args:
         in_channels: channels of the input features.
@@ -85,7 +86,9 @@ class LTRBHead(nn.Module):
         with torch.no_grad():
             self.heatmap[-1].bias.fill_(-math.log((1 - prior) / prior))
             nn.init.normal_(self.ltrb[-1].weight, std=0.001)
-            nn.init.zeros_(self.ltrb[-1].bias)
+            # Every distance starts at 1 cell (a 2 x 2-cell box around each point): with a zero bias half the
+            # ReLUs would start dead, and a zero-size box gives GIoU no overlap to grow from.
+            nn.init.constant_(self.ltrb[-1].bias, 1.0 / box_scale)
 
     def forward(self, features: Tensor) -> dict[str, Tensor]:
         """Predict the raw maps.
