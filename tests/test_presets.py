@@ -153,3 +153,12 @@ def test_deformable_model_below_opset_19_fails_naming_the_reason(tmp_path):
         torch.onnx.export(
             model.eval(), (torch.rand(1, 3, 64, 64),), str(tmp_path / "m.onnx"), opset_version=17, dynamo=False
         )
+
+
+def test_centernet_info_command(capsys):
+    from centernet.cli import main
+
+    main(["info", "--config", "mobilenetv3", "--image-size", "64", "--num-classes", "3"])
+    out = capsys.readouterr().out
+    model, _ = build_model_from_configs(["mobilenetv3"], 3)
+    assert f"parameters:  {_parameters(model):,}" in out and "at 64x64 (3 classes" in out
