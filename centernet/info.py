@@ -33,7 +33,7 @@ _NOT_ARCHITECTURE |= {"min_lr_ratio", "channels_last"}
 
 
 @register_flop_formula(torch.ops.torchvision.deform_conv2d)
-def _deform_conv2d_flops(input_shape, weight_shape, offset_shape, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001
+def _deform_conv2d_flops(input_shape, weight_shape, offset_shape, *args, out_shape=None, **kwargs) -> int:
     """FLOPs of ``torchvision::deform_conv2d``: the convolution's 2 * MACs, plus 9 per sampled input value.
 
     Each of the ``C_in * k^2`` values sampled per output position costs a 4-tap bilinear interpolation (8 FLOPs)

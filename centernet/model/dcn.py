@@ -110,7 +110,7 @@ class ModulatedDeformConv2d(nn.Module):
         )
 
 
-def _deform_conv2d_symbolic(g, x, weight, offset, mask, bias, *args):  # noqa: ANN001, ANN202 (exporter signature)
+def _deform_conv2d_symbolic(g, x, weight, offset, mask, bias, *args):
     """TorchScript-exporter symbolic: ``torchvision::deform_conv2d`` -> ONNX ``DeformConv`` (opset 19)."""
     from torch.onnx import symbolic_helper
 
