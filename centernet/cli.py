@@ -15,6 +15,7 @@ commands:
   validate   evaluate a model (COCO AP):    centernet validate --checkpoint CKPT_OR_ONNX [--config FILE]
   predict    detect objects:                centernet predict --checkpoint CKPT_OR_ONNX --source IMAGES_OR_VIDEO
   export     ONNX / TorchScript with decoding inside: centernet export --checkpoint CKPT --format onnx
+  info       parameters and GFLOPs:         centernet info --config dla34_dcn --image-size 512
 
 Run `centernet COMMAND --help` for the options of a command.
 """
@@ -35,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .predict import run_predict
 
         run_predict(argv[1:])
+    elif command == "info":
+        from .info import run_info
+
+        run_info(argv[1:])
     elif command == "validate":
         from .validate import run_validate
 

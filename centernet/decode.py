@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import box_convert
 
-__all__ = ["decode_detections", "split_detections"]
+__all__ = ["decode_detections", "decode_ltrb_detections", "split_detections"]
 
 
 def decode_detections(
@@ -91,3 +91,43 @@ def split_detections(detections: dict[str, Tensor], score_threshold: float = 0.0
         {key: detections[key][image][keep[image]] for key in ("boxes", "scores", "labels")}
         for image in range(keep.shape[0])
     ]
+
+
+def decode_ltrb_detections(
+    heatmap_logits: Tensor,
+    ltrb: Tensor,
+    stride: int = 4,
+    max_detections: int = 100,
+) -> dict[str, Tensor]:
+    """Top-K detections of the ltrb head (TTFNet-style): heatmap peaks, each with the box its cell predicts.
+
+    Peaks are found as in :func:`decode_detections` (3x3 max-pool, top-K over classes x cells). A peak at cell
+    (x, y) with distances (l, t, r, b) decodes to the box ``((x - l) R, (y - t) R, (x + r) R, (y + b) R)`` in
+    input pixels, the point (x, y) being the one of :mod:`centernet.box_targets`.
+
+    Args:
+        heatmap_logits: (N, C, Ho, Wo) heatmap logits.
+        ltrb: (N, 4, Ho, Wo) non-negative distances (left, top, right, bottom) in output cells.
+        stride: output stride R.
+        max_detections: K upper bound; K = min(max_detections, C * Ho * Wo).
+
+    Returns:
+        Dict with ``boxes`` (N, K, 4) float32 xyxy in input pixels, ``scores`` (N, K) float32 sorted in
+        decreasing order (0 for non-peaks) and ``labels`` (N, K) int64.
+    """
+    num_images, num_classes, out_h, out_w = heatmap_logits.shape
+    num_cells = out_h * out_w
+    k = min(max_detections, num_classes * num_cells)
+    logits = heatmap_logits.float().contiguous(memory_format=torch.channels_last)
+    pooled = F.max_pool2d(logits, kernel_size=3, stride=1, padding=1)
+    peaks = torch.where(pooled == logits, logits, float("-inf"))  # (N, C, Ho, Wo)
+    top_logits, top_index = peaks.reshape(num_images, num_classes * num_cells).topk(k, dim=1)  # (N, K)
+    scores = torch.sigmoid(top_logits)
+    labels = top_index // num_cells
+    cells = top_index % num_cells  # (N, K) flattened y * Wo + x
+    distances = ltrb.float().reshape(num_images, 4, num_cells).gather(2, cells.unsqueeze(1).expand(-1, 4, -1))
+    distances = distances.clamp(min=0).transpose(1, 2)  # (N, K, 4)
+    points = torch.stack([cells % out_w, cells // out_w], dim=-1).float().repeat(1, 1, 2)  # (N, K, 4): x, y, x, y
+    signs = torch.tensor([-1.0, -1.0, 1.0, 1.0], device=ltrb.device)
+    boxes = (points + signs * distances) * stride  # (N, K, 4) xyxy input pixels
+    return {"boxes": boxes, "scores": scores, "labels": labels}

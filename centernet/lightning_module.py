@@ -29,9 +29,11 @@ class CenterNetModule(L.LightningModule):
         category_ids: The dataset's own category id of each contiguous label; linked from the data.
         image_size: Side of the square network input used in training; linked from the data, stored so that
             inference preprocesses the same way.
-        backbone: torchvision ResNet name (resnet18, resnet34, resnet50, resnet101).
+        backbone: resnet18, resnet34, resnet50, resnet101 (torchvision), dla34 (DLA-34) or timm:<name> (any timm
+            model with features at strides 4-32, e.g. timm:mobilenetv3_large_100).
         pretrained: Start the backbone from ImageNet weights (needs them downloaded or cached).
-        neck: "upsampling" (the paper's deconvolution neck) or "lateral" (with shortcuts from strides 16, 8, 4).
+        neck: "upsampling" (the paper's deconvolution neck), "lateral" (with shortcuts from strides 16, 8, 4) or
+            "dla_up" (DLA-up + IDA-up, CenterNet-DLA's neck; its channels are the backbone's).
         neck_channels: Channels of the three upsampling stages (stride 32 -> 16 -> 8 -> 4).
         head_channels: Hidden channels of each head's 3x3 convolution.
         gaussian: Ground-truth heatmap shape: "ttfnet" (elliptical, box-shaped) or "cornernet" (radius rule).
@@ -47,6 +49,13 @@ class CenterNetModule(L.LightningModule):
         min_lr_ratio: Final learning rate as a fraction of ``lr``.
         channels_last: Keep weights and images in the channels-last (NHWC) memory format; about 20% faster
             training on CPU (oneDNN convolutions) and on GPUs with tensor cores. Results are unchanged.
+        head: "size" (CenterNet: box size and centre offset, L1) or "ltrb" (TTFNet: distances to the box sides
+            over the centre region, GIoU loss).
+        box_weight: Weight of the GIoU loss (ltrb head).
+        box_sampling: GIoU regression cells (ltrb head): "gaussian" (the centre region) or "center3x3".
+        deformable: Modulated deformable 3x3 convolutions (DCNv2) in the neck.
+        frozen_stages: Leading backbone stages (stem first) kept frozen, BatchNorm included; 0 trains all.
+        freeze_bn: Freeze every BatchNorm of the backbone (statistics and affine parameters).
     """
 
     def __init__(
@@ -57,7 +66,7 @@ class CenterNetModule(L.LightningModule):
         image_size: int = 512,
         backbone: str = "resnet18",
         pretrained: bool = False,
-        neck: Literal["upsampling", "lateral"] = "upsampling",
+        neck: Literal["upsampling", "lateral", "dla_up"] = "upsampling",
         neck_channels: Sequence[int] = (256, 128, 64),
         head_channels: int = 64,
         gaussian: Literal["ttfnet", "cornernet"] = "ttfnet",
@@ -72,6 +81,12 @@ class CenterNetModule(L.LightningModule):
         warmup_steps: int = 300,
         min_lr_ratio: float = 0.01,
         channels_last: bool = False,
+        head: Literal["size", "ltrb"] = "size",
+        box_weight: float = 5.0,
+        box_sampling: Literal["gaussian", "center3x3"] = "gaussian",
+        deformable: bool = False,
+        frozen_stages: int = 0,
+        freeze_bn: bool = False,
     ) -> None:
         super().__init__()
         if class_names is not None and len(class_names) != num_classes:
@@ -93,6 +108,12 @@ class CenterNetModule(L.LightningModule):
             size_weight=size_weight,
             offset_weight=offset_weight,
             max_detections=max_detections,
+            head=head,
+            box_weight=box_weight,
+            box_sampling=box_sampling,
+            deformable=deformable,
+            frozen_stages=frozen_stages,
+            freeze_bn=freeze_bn,
         )
         if channels_last:
             self.model.to(memory_format=torch.channels_last)

@@ -1,16 +1,28 @@
-"""CenterNet model: backbones, necks, heads, criterion and the assembly."""
+"""CenterNet model: backbones, necks, heads, criteria and the assembly."""
 
-from centernet.model.backbones import ResNetBackbone
+from centernet.model.backbones import ResNetBackbone, build_backbone
 from centernet.model.centernet import CenterNet
 from centernet.model.criterion import CenterNetCriterion
-from centernet.model.heads import CenterNetHead
+from centernet.model.dcn import ModulatedDeformConv2d
+from centernet.model.dla import DLABackbone
+from centernet.model.dla_up import DLAUpNeck
+from centernet.model.giou_criterion import GIoUCriterion
+from centernet.model.heads import CenterNetHead, LTRBHead
 from centernet.model.necks import LateralUpsamplingNeck, UpsamplingNeck
+from centernet.model.timm_backbone import TimmBackbone
 
 __all__ = [
     "CenterNet",
     "CenterNetCriterion",
     "CenterNetHead",
+    "DLABackbone",
+    "DLAUpNeck",
+    "GIoUCriterion",
+    "LTRBHead",
     "LateralUpsamplingNeck",
+    "ModulatedDeformConv2d",
     "ResNetBackbone",
+    "TimmBackbone",
     "UpsamplingNeck",
+    "build_backbone",
 ]

@@ -1,4 +1,4 @@
-"""Backbones: torchvision ResNets as stride-32 feature extractors."""
+"""Backbones: torchvision ResNets as stride-32 feature extractors, and the factory of every backbone by name."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models import ResNet18_Weights, ResNet34_Weights, ResNet50_Weights, ResNet101_Weights, WeightsEnum
 
-__all__ = ["ResNetBackbone"]
+__all__ = ["ResNetBackbone", "build_backbone"]
 
 # name -> (constructor, ImageNet weights, channels of the last stage). resnet50/101 use torchvision's newer
 # V2 recipe (higher ImageNet accuracy); resnet18/34 only have V1.
@@ -80,6 +80,10 @@ class ResNetBackbone(nn.Module):
         # Each ResNet stage doubles the channels: (64, 128, 256, 512) or, with bottlenecks, (256, ..., 2048).
         self.channels = tuple(self.out_channels // 2**i for i in (3, 2, 1, 0))
 
+    def stages(self) -> list[nn.Module]:
+        """The backbone's stages from the input on: stem (conv1, bn1), then layer1 ... layer4."""
+        return [nn.ModuleList([self.conv1, self.bn1]), self.layer1, self.layer2, self.layer3, self.layer4]
+
     def forward(self, image: Tensor) -> list[Tensor]:
         """Compute the feature pyramid.
 
@@ -94,3 +98,30 @@ class ResNetBackbone(nn.Module):
         c4 = self.layer3(c3)  # (N, ., H/16, W/16)
         c5 = self.layer4(c4)  # (N, out_channels, H/32, W/32)
         return [c2, c3, c4, c5]
+
+
+def build_backbone(name: str, pretrained: bool = False) -> nn.Module:
+    """Build a backbone by name. Every backbone returns maps at strides (4, 8, 16, 32) and reports them in its
+    ``channels`` / ``strides`` attributes (and ``out_channels``, ``stride`` of the last), so any neck fits any
+    backbone.
+
+    Args:
+        name: ``"resnet18"``, ``"resnet34"``, ``"resnet50"``, ``"resnet101"`` (torchvision), ``"dla34"`` (DLA-34,
+            :mod:`centernet.model.dla`) or ``"timm:<model name>"`` (any timm model with a stride-32 pyramid,
+            e.g. ``"timm:mobilenetv3_large_100"``).
+        pretrained: ImageNet weights (torchvision's for ResNets, timm's for DLA-34 and timm models).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    if name in _RESNETS:
+        return ResNetBackbone(name, pretrained=pretrained)
+    if name == "dla34":
+        from centernet.model.dla import DLABackbone
+
+        return DLABackbone(pretrained=pretrained)
+    if name.startswith("timm:"):
+        from centernet.model.timm_backbone import TimmBackbone
+
+        return TimmBackbone(name.removeprefix("timm:"), pretrained=pretrained)
+    raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(_RESNETS)}, 'dla34' or 'timm:<model name>'")

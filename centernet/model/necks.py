@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from centernet.model.dcn import ModulatedDeformConv2d
+
 __all__ = ["LateralUpsamplingNeck", "UpsamplingNeck"]
 
 
@@ -29,12 +31,20 @@ def _init_bilinear(deconv: nn.ConvTranspose2d) -> None:
         deconv.weight[channel, channel] = _bilinear_kernel_2x()
 
 
-def _upsampling_stage(in_channels: int, out_channels: int) -> nn.Sequential:
-    """3x3 conv + BN + ReLU, then a bilinear-initialised 4x4 transposed conv (x2) + BN + ReLU."""
+def _upsampling_stage(in_channels: int, out_channels: int, deformable: bool = False) -> nn.Sequential:
+    """3x3 conv + BN + ReLU, then a bilinear-initialised 4x4 transposed conv (x2) + BN + ReLU.
+
+    With ``deformable`` the 3x3 conv is a modulated deformable one with a bias, as DCNv2 in the original code.
+    """
     deconv = nn.ConvTranspose2d(out_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False)
     _init_bilinear(deconv)
+    conv = (
+        ModulatedDeformConv2d(in_channels, out_channels, 3, bias=True)
+        if deformable
+        else nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
+    )
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        conv,
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
         deconv,
@@ -47,26 +57,28 @@ class UpsamplingNeck(nn.Module):
     """Three (conv 3x3 + BN + ReLU, deconv 4x4 x2 + BN + ReLU) stages: stride 32 -> 4.
 
     This is the ResNet "deconv" neck of CenterNet (Zhou et al. 2019, after Xiao et al. 2018). The paper
-    changes channels with a 3x3 deformable convolution before each upsampling; we use a plain 3x3
-    convolution, which needs no compiled operator. Each transposed convolution is a full (groups=1)
-    convolution initialised as bilinear upsampling: the kernel sits on the diagonal (input channel i ->
-    output channel i) and every other in/out pair starts at zero. The layer therefore starts as an exact
-    per-channel bilinear upsampler yet can learn to mix channels, which a depthwise one could not.
+    changes channels with a 3x3 deformable convolution before each upsampling (``deformable=True``, on
+    ``torchvision.ops``, no compiled operator); the default is a plain 3x3 convolution. Each transposed
+    convolution is a full (groups=1) convolution initialised as bilinear upsampling: the kernel sits on the
+    diagonal (input channel i -> output channel i) and every other in/out pair starts at zero. The layer
+    therefore starts as an exact per-channel bilinear upsampler yet can learn to mix channels, which a
+    depthwise one could not.
 
     Args:
         in_channels: channels of the stride-32 input.
         channels: output channels of the three stages.
+        deformable: make each stage's 3x3 convolution a modulated deformable one (DCNv2, as in the paper).
 
     Attributes:
         out_channels: channels of the output (``channels[-1]``).
         upsampling: total upsampling factor, ``2 ** len(channels)`` (8: stride 32 -> 4).
     """
 
-    def __init__(self, in_channels: int, channels: Sequence[int] = (256, 128, 64)) -> None:
+    def __init__(self, in_channels: int, channels: Sequence[int] = (256, 128, 64), deformable: bool = False) -> None:
         super().__init__()
         stages = []
         for out_channels in channels:
-            stages.append(_upsampling_stage(in_channels, out_channels))
+            stages.append(_upsampling_stage(in_channels, out_channels, deformable))
             in_channels = out_channels
         self.stages = nn.ModuleList(stages)
         self.out_channels = channels[-1]
@@ -98,13 +110,16 @@ class LateralUpsamplingNeck(nn.Module):
     Args:
         in_channels: channels of the backbone maps at strides (4, 8, 16, 32), finest first.
         channels: output channels of the three stages (stride 32 -> 16 -> 8 -> 4).
+        deformable: make each stage's 3x3 convolution a modulated deformable one (DCNv2).
 
     Attributes:
         out_channels: channels of the output (``channels[-1]``).
         upsampling: 8, from stride 32 to stride 4.
     """
 
-    def __init__(self, in_channels: Sequence[int], channels: Sequence[int] = (256, 128, 64)) -> None:
+    def __init__(
+        self, in_channels: Sequence[int], channels: Sequence[int] = (256, 128, 64), deformable: bool = False
+    ) -> None:
         super().__init__()
         if len(in_channels) != 4 or len(channels) != 3:
             raise ValueError(
@@ -114,7 +129,7 @@ class LateralUpsamplingNeck(nn.Module):
         stages, laterals = [], []
         previous = in_channels[-1]
         for out_channels, lateral_channels in zip(channels, reversed(in_channels[:-1]), strict=True):
-            stage = _upsampling_stage(previous, out_channels)
+            stage = _upsampling_stage(previous, out_channels, deformable)
             stages.append(stage[:-1])  # the ReLU comes after the lateral sum
             laterals.append(
                 nn.Sequential(

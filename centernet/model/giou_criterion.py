@@ -1,0 +1,118 @@
+"""The criterion of the ltrb head: focal loss on the heatmap, weighted GIoU loss over the centre regions (TTFNet)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+from torchvision.ops import generalized_box_iou_loss
+
+from centernet.box_targets import render_box_targets
+from centernet.losses import focal_loss_with_logits
+from centernet.targets import render_targets
+
+__all__ = ["GIoUCriterion", "ltrb_to_boxes"]
+
+
+def ltrb_to_boxes(ltrb: Tensor) -> Tensor:
+    """Boxes predicted by an ltrb map, around each cell's point (x, y).
+
+    Args:
+        ltrb: (N, 4, Ho, Wo) distances (left, top, right, bottom) in output cells.
+
+    Returns:
+        (N, 4, Ho, Wo) x1, y1, x2, y2 in output cells: ``(x - left, y - top, x + right, y + bottom)``.
+    """
+    out_h, out_w = ltrb.shape[-2:]
+    ys = torch.arange(out_h, device=ltrb.device, dtype=ltrb.dtype).view(out_h, 1).expand(out_h, out_w)
+    xs = torch.arange(out_w, device=ltrb.device, dtype=ltrb.dtype).view(1, out_w).expand(out_h, out_w)
+    points = torch.stack([xs, ys, xs, ys])  # (4, Ho, Wo)
+    signs = torch.tensor([-1.0, -1.0, 1.0, 1.0], device=ltrb.device, dtype=ltrb.dtype).view(4, 1, 1)
+    return points + signs * ltrb  # (N, 4, Ho, Wo)
+
+
+class GIoUCriterion(nn.Module):
+    """Loss of the ltrb head: CenterNet's focal heatmap loss plus TTFNet's weighted GIoU box loss.
+
+    The box loss is ``sum_cells w * (1 - GIoU(pred, target)) / max(sum_cells w, 1e-4)`` over the cells of
+    every object's centre region (:func:`centernet.box_targets.render_box_targets`), GIoU from
+    ``torchvision.ops`` (Rezatofighi et al. 2019). Unlike L1 on sizes it is scale-invariant and uses many
+    samples per object instead of one. An image without objects contributes only heatmap negatives.
+
+    Args:
+        num_classes: number of heatmap channels C.
+        stride: output stride R.
+        gaussian: heatmap kernel, ``"ttfnet"`` or ``"cornernet"``.
+        alpha: TTFNet heatmap radius factor (and the box region's, with ``"gaussian"`` sampling).
+        min_overlap: CornerNet IoU threshold.
+        heatmap_weight: weight of the heatmap loss in ``total``.
+        box_weight: weight of the GIoU loss in ``total`` (5 in TTFNet).
+        box_sampling: regression samples, ``"gaussian"`` (the centre region) or ``"center3x3"``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        stride: int = 4,
+        gaussian: str = "ttfnet",
+        alpha: float = 0.54,
+        min_overlap: float = 0.7,
+        heatmap_weight: float = 1.0,
+        box_weight: float = 5.0,
+        box_sampling: str = "gaussian",
+    ) -> None:
+        super().__init__()
+        if gaussian not in ("ttfnet", "cornernet"):
+            raise ValueError(f"gaussian must be 'ttfnet' or 'cornernet', got {gaussian!r}")
+        if box_sampling not in ("gaussian", "center3x3"):
+            raise ValueError(f"box_sampling must be 'gaussian' or 'center3x3', got {box_sampling!r}")
+        self.num_classes = num_classes
+        self.stride = stride
+        self.gaussian, self.alpha, self.min_overlap = gaussian, alpha, min_overlap
+        self.box_sampling = box_sampling
+        self.weights = {"heatmap": heatmap_weight, "box": box_weight}
+
+    def forward(self, outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Compute the losses.
+
+        Args:
+            outputs: ``heatmap`` (N, C, Ho, Wo) logits and ``ltrb`` (N, 4, Ho, Wo) distances in output cells.
+            batch: ``bboxes`` (N, D, 4) relative cxcywh, ``labels`` (N, D) int64 and ``mask`` (N, D).
+
+        Returns:
+            Dict of float32 scalars: unweighted ``heatmap`` and ``box`` losses and their weighted sum ``total``.
+        """
+        heatmap = outputs["heatmap"]
+        _, num_classes, out_h, out_w = heatmap.shape
+        if num_classes != self.num_classes:
+            raise ValueError(f"heatmap has {num_classes} channels but the criterion expects {self.num_classes}")
+        with torch.no_grad():
+            targets = render_targets(
+                batch["bboxes"],
+                batch["labels"],
+                batch["mask"],
+                self.num_classes,
+                (out_h, out_w),
+                stride=self.stride,
+                gaussian=self.gaussian,
+                alpha=self.alpha,
+                min_overlap=self.min_overlap,
+            )
+            box_targets = render_box_targets(
+                batch["bboxes"], batch["mask"], (out_h, out_w), self.stride, self.alpha, self.box_sampling
+            )
+        with torch.autocast(device_type=heatmap.device.type, enabled=False):
+            predicted = ltrb_to_boxes(outputs["ltrb"].float())  # (N, 4, Ho, Wo)
+            positive = box_targets.weight > 0  # (N, Ho, Wo)
+            pred = predicted.permute(0, 2, 3, 1)[positive]  # (P, 4)
+            target = box_targets.boxes.permute(0, 2, 3, 1)[positive]  # (P, 4)
+            weight = box_targets.weight[positive]  # (P,)
+            giou = generalized_box_iou_loss(pred, target, reduction="none")  # (P,)
+            box_loss = (weight * giou).sum() / weight.sum().clamp(min=1e-4)
+        losses = {
+            "heatmap": focal_loss_with_logits(heatmap, targets.heatmap, targets.mask.sum()),
+            "box": box_loss,
+        }
+        losses["total"] = sum(self.weights[name] * losses[name] for name in self.weights)
+        return losses
