@@ -91,7 +91,7 @@ def export_onnx(
     image_size: int,
     batch_size: int = 1,
     dynamic: bool = False,
-    opset: int = 17,
+    opset: int = 19,
 ) -> Path:
     """Write an ONNX file whose graph includes decoding.
 
@@ -105,7 +105,7 @@ def export_onnx(
         dynamic: Make the batch size, height and width dynamic (H and W must stay multiples of 32). K stays
             ``min(max_detections, C * H/4 * W/4)`` at the example size, so keep ``image_size`` the smallest
             size you will run.
-        opset: ONNX opset version.
+        opset: ONNX opset version; 19 (the default) is the first with the DeformConv operator of DCN models.
 
     Returns:
         The path written.

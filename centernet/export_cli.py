@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=None, help="input side (default: training size)")
     parser.add_argument("--batch-size", type=int, default=1, help="batch size of a fixed-size export")
     parser.add_argument("--dynamic", action="store_true", help="dynamic batch size and input height/width")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    parser.add_argument("--opset", type=int, default=19, help="ONNX opset (19 or later for deformable convolutions)")
     parser.add_argument("--no-check", action="store_true", help="skip comparing the exported outputs with eager")
     return parser
 

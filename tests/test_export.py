@@ -127,3 +127,16 @@ def test_export_command(tiny_checkpoint, tmp_path, capsys):
     torchscript = ["--format", "torchscript", "--output", str(tmp_path / "t.pt"), "--no-check"]
     main(["export", "--checkpoint", tiny_checkpoint, *torchscript])
     assert read_metadata(tmp_path / "t.pt")["image_size"] == 64
+
+
+@pytest.mark.parametrize("options", [{"deformable": True}, {"head": "ltrb"}, {"head": "ltrb", "neck": "dla_up"}])
+def test_other_architectures_export_with_decoding_inside(options, tmp_path):
+    """Deformable necks (ONNX DeformConv, opset 19 by default) and the ltrb head export with their own decoding."""
+    torch.manual_seed(0)
+    model = CenterNet(3, **{**TINY_MODEL, **options}).eval()
+    path = export_onnx(model, tmp_path / "m.onnx", NAMES, IDS, image_size=64, batch_size=1, dynamic=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    images = torch.rand(3, 3, 64, 96, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        reference = model.decode(model(images))
+    _assert_same(reference, *session.run(None, {"images": images.numpy()}))
