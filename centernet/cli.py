@@ -1,4 +1,4 @@
-"""The ``centernet`` command: ``demo``, ``predict``, and Lightning's ``fit`` / ``validate``."""
+"""The ``centernet`` command: ``demo``, ``predict``, ``data check``, and Lightning's ``fit`` / ``validate``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ commands:
   fit        train from a YAML config:      centernet fit --config configs/demo.yaml
   validate   evaluate a checkpoint:         centernet validate --config FILE --ckpt_path CKPT
   predict    detect objects in images:      centernet predict --checkpoint CKPT --source IMAGE_OR_FOLDER
+  data       check a dataset, no training:  centernet data check --config FILE
 
 Run `centernet COMMAND --help` for the options of a command.
 """
@@ -34,6 +35,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .predict import run_predict
 
         run_predict(argv[1:])
+    elif command == "data":
+        if argv[1:2] != ["check"]:
+            print("usage: centernet data check --config FILE [--output DIR] [--data.KEY=VALUE ...]", file=sys.stderr)
+            raise SystemExit(2)
+        from .data_check import run_data_check
+
+        raise SystemExit(run_data_check(argv[2:]))
     elif command in ("fit", "validate"):
         from .lightning_cli import CenterNetCLI
 
