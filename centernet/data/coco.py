@@ -102,6 +102,8 @@ def parse_coco(image_dir: str | Path, annotation_file: str | Path, problems: Pro
     for image_id in sorted(images):
         info, anns = images[image_id], per_image[image_id]
         xywh = np.array([ann["bbox"] for ann in anns], dtype=np.float64).reshape(-1, 4)
+        with np.errstate(invalid="ignore"):  # inf + -inf: NaN, dropped by the box policy
+            xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
         width, height = info.get("width"), info.get("height")
         records.append(
             ImageRecord(
@@ -109,7 +111,7 @@ def parse_coco(image_dir: str | Path, annotation_file: str | Path, problems: Pro
                 image_id=image_id,
                 width=int(width) if isinstance(width, int) else None,
                 height=int(height) if isinstance(height, int) else None,
-                boxes=np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1),
+                boxes=xyxy,
                 labels=np.array([label_of[ann["category_id"]] for ann in anns], dtype=np.int64),
                 iscrowd=np.array([int(bool(ann.get("iscrowd", 0))) for ann in anns], dtype=np.int64),
                 area=np.array([float(ann.get("area", "nan")) for ann in anns], dtype=np.float32),

@@ -116,7 +116,8 @@ def _apply_box_policy(record: ImageRecord, info: ImageInfo, problems: Problems) 
     if record.normalized:
         size = np.array([width, height, width, height], dtype=np.float64)
         cxcy, wh = boxes[:, :2] * size[:2], boxes[:, 2:] * size[2:]
-        boxes = np.concatenate([cxcy - wh / 2, cxcy + wh / 2], axis=1)
+        with np.errstate(invalid="ignore"):  # inf - inf: NaN, dropped below
+            boxes = np.concatenate([cxcy - wh / 2, cxcy + wh / 2], axis=1)
     finite = np.isfinite(boxes).all(axis=1)
     clipped = boxes.copy()
     clipped[:, 0::2] = clipped[:, 0::2].clip(0, width)
