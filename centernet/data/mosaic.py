@@ -68,7 +68,8 @@ class Mosaic:
             cx1, cy1 = max(x0, 0), max(y0, 0)
             cx2, cy2 = min(x0 + new_w, 2 * side), min(y0 + new_h, 2 * side)
             canvas[cy1:cy2, cx1:cx2] = image[cy1 - y0 : cy2 - y0, cx1 - x0 : cx2 - x0]
-            boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * [new_w / width, new_h / height] * 2
+            sx, sy = new_w / width, new_h / height
+            boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * np.array([sx, sy, sx, sy])
             boxes += [x0, y0, x0, y0]
             inside = boxes.copy()
             inside[:, 0::2] = inside[:, 0::2].clip(cx1, cx2)
