@@ -161,6 +161,14 @@ def test_voc_classes_discovered_or_given(tmp_path):
     images, xml = write_voc(tmp_path, items, ["zebra", "ant", "moth"])
     dm = CenterNetDataModule(dataset="voc", train_images=str(images), train_annotations=str(xml), image_size=32)
     assert dm.class_names == ["ant", "moth"] and dm.category_ids == [1, 2]  # sorted names found in the XML
+    image_set = tmp_path / "ImageSets" / "Main" / "train.txt"  # the VOC layout: ids, XML in Annotations/
+    image_set.parent.mkdir(parents=True)
+    image_set.write_text("y\n")
+    listed = parse_voc(images, image_set, ["ant", "moth"], Problems())
+    assert [r.path.name for r in listed.records] == ["y.png"] and listed.records[0].labels.tolist() == [1]
+    image_set.write_text("y\nnope\n")
+    with pytest.raises(FileNotFoundError, match="train.txt lists 1 image.*nope.xml"):
+        parse_voc(images, image_set, ["ant"], Problems())
     problems = Problems()
     parse_voc(images, xml, ["ant"], problems)
     assert problems.errors == [f"{xml / 'y.xml'}: object 0 has class name 'moth', not one of ['ant']"]

@@ -40,9 +40,10 @@ class CenterNetDataModule(L.LightningDataModule):
             ``"yolo"`` (a YOLO dataset YAML, ``yolo_data``), or ``"shapes"`` for the built-in synthetic dataset
             (generated once into ``shapes_root``).
         train_images: Folder of the training images (``coco``, ``voc``).
-        train_annotations: COCO json (``coco``) or folder of XML files (``voc``) of the training images.
+        train_annotations: COCO json (``coco``), or a folder of XML files or an ``ImageSets`` .txt list (``voc``),
+            of the training images.
         val_images: Folder of the validation images (``coco``, ``voc``).
-        val_annotations: COCO json or folder of XML files of the validation images.
+        val_annotations: The same for the validation images.
         image_size: Side of the square network input in pixels; a multiple of 32.
         batch_size: Training batch size.
         val_batch_size: Validation batch size; ``None`` uses ``batch_size``.

@@ -1,6 +1,8 @@
 """Pascal VOC format: a folder of images and a folder of XML files (one per image) -> records.
 
-Each ``*.xml`` file of the annotation folder describes one image: ``<filename>`` (relative to the image folder;
+The annotations are a folder (every ``*.xml`` file in it) or a VOC image-set list such as
+``VOC2012/ImageSets/Main/train.txt`` (one image id per line; the XML files are ``VOC2012/Annotations/<id>.xml``).
+Each XML file describes one image: ``<filename>`` (relative to the image folder;
 if absent, the image with the XML file's stem and a common image extension), ``<size>`` (``width``/``height``,
 checked against the decoded image when present and non-zero) and ``<object>`` s with ``<name>`` and
 ``<bndbox>`` (``xmin``, ``ymin``, ``xmax``, ``ymax`` in pixels).
@@ -55,12 +57,13 @@ def parse_voc(
 
     Args:
         image_dir: Folder of the images.
-        annotation_dir: Folder of the ``*.xml`` files, one per image.
+        annotation_dir: Folder of the ``*.xml`` files, one per image, or a VOC image-set ``.txt`` list.
         class_names: The classes, in label order (category id = label + 1).
         problems: Collects the errors (unparsable XML, missing fields, unknown names), each naming the file.
 
     Returns:
-        Records sorted by XML file name; ``image_id`` is the 1-based position.
+        Records sorted by XML file name (in list order for an image-set list); ``image_id`` is the 1-based
+        position.
     """
     image_dir, annotation_dir = Path(image_dir), Path(annotation_dir)
     if not image_dir.is_dir():
@@ -112,10 +115,20 @@ def parse_voc(
     )
 
 
-def _xml_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise FileNotFoundError(f"VOC annotation folder not found: {folder}")
-    return sorted(folder.glob("*.xml"))
+def _xml_files(path: Path) -> list[Path]:
+    """The XML files of a folder, or those named by a VOC image-set list (``ImageSets/Main/<split>.txt``)."""
+    if path.is_dir():
+        return sorted(path.glob("*.xml"))
+    if path.is_file() and path.suffix == ".txt":
+        # <root>/ImageSets/Main/train.txt lists image ids; their XML files are <root>/Annotations/<id>.xml.
+        folder = path.parents[2] / "Annotations" if len(path.parents) > 2 else path.parent
+        ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+        files = [folder / f"{image_id}.xml" for image_id in ids]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise FileNotFoundError(f"{path} lists {len(missing)} image(s) without an XML file, e.g. {missing[0]}")
+        return files
+    raise FileNotFoundError(f"VOC annotations not found: {path} (expected a folder of XML files or an image-set .txt)")
 
 
 def _parse_xml(path: Path) -> ET.Element:
