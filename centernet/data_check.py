@@ -59,24 +59,35 @@ def run_data_check(argv: Sequence[str] = ()) -> int:
         datamodule = CenterNetDataModule(**data_config)
     except TypeError as err:
         raise SystemExit(f"centernet data check: invalid data config ({err})") from err
+    except (OSError, ValueError) as err:  # a missing folder, an unreadable dataset YAML or XML: nothing to report on
+        print(f"ERROR: {err}\nRESULT: errors found; training would stop")
+        return 1
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"dataset": datamodule.dataset, "class_names": datamodule.class_names, "splits": {}}
     failed = False
     train_source = None
     for split in args.splits:
-        source, problems = datamodule.read_split(split)
+        try:
+            source, problems = datamodule.read_split(split)
+        except (OSError, ValueError) as err:  # the split cannot be read at all (missing folder, bad label map)
+            print(f"\n== {split}\n  ERROR: {err}")
+            report["splits"][split] = {"errors": [str(err)]}
+            failed = True
+            continue
         statistics = label_statistics(source)
         _print_split(split, source, statistics, problems)
         report["splits"][split] = _split_report(source, statistics, problems)
         failed |= bool(problems.errors)
         if split == "train" or train_source is None:
             train_source, train_statistics = source, statistics
+    written = []
     if train_source is not None:
         _plot_labels(train_statistics, output / "labels.png", train_source.description)
         _draw_batch(datamodule, train_source, output / "train_batch.png", args.samples, args.seed)
+        written = [output / "labels.png", output / "train_batch.png"]
     (output / "report.json").write_text(json.dumps(report, indent=1))
-    print(f"\nwrote {output / 'labels.png'}, {output / 'train_batch.png'} and {output / 'report.json'}")
+    print(f"\nwrote {', '.join(str(path) for path in [*written, output / 'report.json'])}")
     print("RESULT: " + ("errors found; training would stop" if failed else "the data is ready for training"))
     return 1 if failed else 0
 

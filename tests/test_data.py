@@ -183,7 +183,14 @@ def test_boxes_outside_the_image_are_clipped_and_empty_ones_dropped(tmp_path):
         {"image_id": 1, "category_id": 12, "bbox": [70.0, 10.0, 5.0, 5.0]},  # entirely right of the image
     ]
     image_dir, path = _write_coco(tmp_path, [(1, "a.png", 64, 64)], anns)
-    sample = CocoDetection(image_dir, path)[0]
+    with pytest.warns(DataWarning) as caught:
+        dataset = CocoDetection(image_dir, path)
+    assert [str(w.message).split(": ", 1)[1].split(" of ")[0] for w in caught] == [
+        "box 1 (annotation id=2)",
+        "box 2 (annotation id=3)",
+    ]
+    assert dataset.problems.clipped == 1
+    sample = dataset[0]
     assert sample["labels"].tolist() == [0]
     torch.testing.assert_close(sample["bboxes"][0], torch.tensor([8 / 64, 57 / 64, 16 / 64, 14 / 64]))
 
@@ -198,7 +205,8 @@ def test_coco_errors_name_the_file_and_the_value(tmp_path):
     # An unreadable image fails at construction (before training), naming the file.
     with pytest.raises(ValueError, match="broken.png: not an image file"):
         CocoDetection(image_dir, path)
-    dataset = CocoDetection(image_dir, path, invalid_images="skip")
+    with pytest.warns(DataWarning, match="skipped 1 unusable image"):
+        dataset = CocoDetection(image_dir, path, invalid_images="skip")
     assert len(dataset) == 1 and len(dataset.problems.skipped) == 1
     assert dataset[0]["bboxes"].shape == (0, 4) and dataset[0]["labels"].shape == (0,)  # no boxes is valid
 

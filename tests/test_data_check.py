@@ -58,3 +58,11 @@ def test_data_check_lists_errors_with_files_and_fails(tmp_path, capsys):
     assert len(report["splits"]["train"]["errors"]) == 1 and len(report["splits"]["val"]["errors"]) == 1
     with pytest.raises(SystemExit, match="invalid data config"):
         main(["data", "check", "--config", str(config), "--data.no_such_key=1"])
+
+
+def test_data_check_reports_an_unreadable_dataset(tmp_path, capsys):
+    missing = tmp_path / "nope"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "check", "--data.dataset=voc", f"--data.train_annotations={missing}", "--output", str(tmp_path)])
+    assert exit_info.value.code == 1
+    assert f"ERROR: VOC annotations not found: {missing}" in capsys.readouterr().out

@@ -133,7 +133,7 @@ class CocoDetection(DetectionDataset):
         invalid_images: ``"error"`` or ``"skip"`` unusable image files (see :mod:`centernet.data.validation`).
 
     Attributes:
-        coco: The ``pycocotools.coco.COCO`` index of the json (for COCO evaluation).
+        coco: The ``pycocotools.coco.COCO`` index of the json (for COCO evaluation), built on first use.
         problems: What validation found (clipped and dropped boxes, skipped images).
     """
 
@@ -153,10 +153,17 @@ class CocoDetection(DetectionDataset):
         problems.raise_if_errors(source.description)
         self.problems = problems
         super().__init__(source, transform)
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-            self.coco = COCO()
-            self.coco.dataset = _load_json(self.annotation_file)
-            self.coco.createIndex()
+        self._coco: COCO | None = None
+
+    @property
+    def coco(self) -> COCO:
+        """The ``pycocotools.coco.COCO`` index of the json, built on first use (it parses the json again)."""
+        if self._coco is None:
+            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+                self._coco = COCO()
+                self._coco.dataset = _load_json(self.annotation_file)
+                self._coco.createIndex()
+        return self._coco
 
 
 def _is_box(box: Any) -> bool:
