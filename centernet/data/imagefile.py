@@ -71,6 +71,8 @@ def inspect_image(path: str | Path) -> ImageInfo:
                 image.load()  # decodes everything: raises on missing or corrupt data
     except UnidentifiedImageError as err:
         raise ImageFileError(f"{path}: not an image file (or a format PIL cannot identify)") from err
+    except Image.DecompressionBombError as err:
+        raise ImageFileError(f"{path}: {err} (raise PIL.Image.MAX_IMAGE_PIXELS to accept images this large)") from err
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageFileError(f"{path}: truncated or corrupt image ({err})") from err
     if info.width < 1 or info.height < 1:
