@@ -44,6 +44,8 @@ def test_config_errors_name_the_entry():
         build_transform_from_config(["HorizontalFlip"], 64)
     with pytest.raises(ValueError, match="min_visibility"):
         CenterNetDataModule(dataset="shapes", image_size=64, augmentations=[], min_visibility=1.5)
+    with pytest.raises(ValueError, match="mosaic is a probability"):
+        CenterNetDataModule(dataset="shapes", image_size=64, mosaic=-0.5)
 
 
 def _tiles() -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:

@@ -139,6 +139,8 @@ class CenterNetDataModule(L.LightningDataModule):
         else:
             self.train_transform = build_transform_from_config(augmentations, image_size, min_visibility)
         self.eval_transform = build_eval_transform(image_size)
+        if not 0 <= mosaic <= 1:
+            raise ValueError(f"mosaic is a probability in [0, 1], got {mosaic}")
         self.mosaic = Mosaic(image_size, p=mosaic, min_visibility=min_visibility) if mosaic > 0 else None
         self.train_dataset: DetectionDataset | None = None
         self.val_dataset: DetectionDataset | None = None
