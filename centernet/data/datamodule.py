@@ -215,6 +215,7 @@ class CenterNetDataModule(L.LightningDataModule):
         # albumentations keeps its own random state, untouched by seed_everything: draw its seed from torch so
         # runs are reproducible; workers reseed from their torch seed (see _init_worker).
         self.train_dataset.set_random_seed(int(torch.randint(0, 2**31 - 1, ()).item()))
+        _single_opencv_thread_for_workers(self.num_workers)
         return DataLoader(
             self.train_dataset,
             batch_size=self.batch_size,
@@ -231,6 +232,7 @@ class CenterNetDataModule(L.LightningDataModule):
         """Validation batches in dataset order, letterboxed by the evaluation transform."""
         if self.val_dataset is None:
             raise RuntimeError("call setup('fit') or setup('validate') before val_dataloader()")
+        _single_opencv_thread_for_workers(self.num_workers)
         return DataLoader(
             self.val_dataset,
             batch_size=self.val_batch_size,
@@ -290,13 +292,22 @@ class CenterNetDataModule(L.LightningDataModule):
             )
 
 
+def _single_opencv_thread_for_workers(num_workers: int) -> None:
+    """With worker processes, give OpenCV one thread before they fork: each worker then decodes single-threaded.
+
+    This must happen in the parent: calling ``cv2.setNumThreads`` inside a forked worker hangs the worker when
+    the parent had already used OpenCV's thread pool (e.g. after loading samples in the main process).
+    """
+    if num_workers > 0:
+        cv2.setNumThreads(1)
+
+
 def _init_worker(worker_id: int) -> None:
-    """DataLoader worker setup: one OpenCV thread per worker, and a distinct augmentation seed per worker.
+    """DataLoader worker setup: a distinct augmentation seed per worker.
 
     Without the reseed every worker would start from a copy of the same albumentations random state and
     produce the same augmentations.
     """
-    cv2.setNumThreads(1)
     info = get_worker_info()
     if info is not None and hasattr(info.dataset, "set_random_seed"):
         info.dataset.set_random_seed(info.seed % 2**31)
