@@ -1,4 +1,4 @@
-"""The ``centernet`` command: ``demo``, ``predict``, ``validate``, ``export``, and Lightning's ``fit``."""
+"""The ``centernet`` command: demo, fit (Lightning), validate, predict, export, info and data check."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ commands:
   predict    detect objects:                centernet predict --checkpoint CKPT_OR_ONNX --source IMAGES_OR_VIDEO
   export     ONNX / TorchScript with decoding inside: centernet export --checkpoint CKPT --format onnx
   info       parameters and GFLOPs:         centernet info --config dla34_dcn --image-size 512
+  data       check a dataset, no training:  centernet data check --config FILE
 
 Run `centernet COMMAND --help` for the options of a command.
 """
@@ -36,6 +37,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .predict import run_predict
 
         run_predict(argv[1:])
+    elif command == "data":
+        if argv[1:2] != ["check"]:
+            print("usage: centernet data check --config FILE [--output DIR] [--data.KEY=VALUE ...]", file=sys.stderr)
+            raise SystemExit(2)
+        from .data_check import run_data_check
+
+        raise SystemExit(run_data_check(argv[2:]))
     elif command == "info":
         from .info import run_info
 

@@ -36,7 +36,8 @@ _GLOB_CHARS = set("*?[")
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as (H, W, 3) RGB uint8; raises ``ValueError`` naming the file if it cannot be decoded."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    # EXIF orientation is ignored, as in training (centernet.data.imagefile): boxes refer to the stored pixels.
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise ValueError(f"{path}: cannot read this file as an image (missing, empty, truncated or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

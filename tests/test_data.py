@@ -13,6 +13,7 @@ import torch
 from centernet.data import (
     CenterNetDataModule,
     CocoDetection,
+    DataWarning,
     build_eval_transform,
     build_train_transform,
     collate_detections,
@@ -182,7 +183,14 @@ def test_boxes_outside_the_image_are_clipped_and_empty_ones_dropped(tmp_path):
         {"image_id": 1, "category_id": 12, "bbox": [70.0, 10.0, 5.0, 5.0]},  # entirely right of the image
     ]
     image_dir, path = _write_coco(tmp_path, [(1, "a.png", 64, 64)], anns)
-    sample = CocoDetection(image_dir, path)[0]
+    with pytest.warns(DataWarning) as caught:
+        dataset = CocoDetection(image_dir, path)
+    assert [str(w.message).split(": ", 1)[1].split(" of ")[0] for w in caught] == [
+        "box 1 (annotation id=2)",
+        "box 2 (annotation id=3)",
+    ]
+    assert dataset.problems.clipped == 1
+    sample = dataset[0]
     assert sample["labels"].tolist() == [0]
     torch.testing.assert_close(sample["bboxes"][0], torch.tensor([8 / 64, 57 / 64, 16 / 64, 14 / 64]))
 
@@ -194,22 +202,33 @@ def test_coco_errors_name_the_file_and_the_value(tmp_path):
         CocoDetection(image_dir, tmp_path / "nope.json")
     with pytest.raises(FileNotFoundError, match="no_images"):
         CocoDetection(tmp_path / "no_images", path)
-    dataset = CocoDetection(image_dir, path)
+    # An unreadable image fails at construction (before training), naming the file.
+    with pytest.raises(ValueError, match="broken.png: not an image file"):
+        CocoDetection(image_dir, path)
+    with pytest.warns(DataWarning, match="skipped 1 unusable image"):
+        dataset = CocoDetection(image_dir, path, invalid_images="skip")
+    assert len(dataset) == 1 and len(dataset.problems.skipped) == 1
     assert dataset[0]["bboxes"].shape == (0, 4) and dataset[0]["labels"].shape == (0,)  # no boxes is valid
-    with pytest.raises(OSError, match="broken.png"):
-        dataset[1]
 
     bad = [{"image_id": 1, "category_id": 3, "bbox": [1, 2, -3, 4], "id": 77, "area": 1.0}]
     _, path = _write_coco(tmp_path / "bad", [(1, "a.png", 64, 64)], bad)
-    with pytest.raises(ValueError, match=r"bad/annotations.json.*id=77.*-3"):
+    with pytest.warns(DataWarning, match=r"bad/annotations.json: box 0 \(annotation id=77\).*no area"):
+        assert len(CocoDetection(image_dir, path)[0]["labels"]) == 0  # negative width: dropped with a warning
+    _, path = _write_coco(
+        tmp_path / "malformed", [(1, "a.png", 64, 64)], [{"image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4]}]
+    )
+    data = json.loads(path.read_text())
+    data["annotations"][0].update(bbox=[1, 2, "x", 4], id=78)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"malformed/annotations.json: annotation id=78 has bbox="):
         CocoDetection(image_dir, path)
     unknown = [{"image_id": 1, "category_id": 99, "bbox": [1, 2, 3, 4], "id": 5}]
     _, path = _write_coco(tmp_path / "unknown", [(1, "a.png", 64, 64)], unknown)
     with pytest.raises(ValueError, match="category_id=99"):
         CocoDetection(image_dir, path)
     _, path = _write_coco(tmp_path / "size", [(1, "a.png", 32, 64)], [])  # the file in image_dir is 64x64
-    with pytest.raises(ValueError, match=r"a.png is 64x64 .* says 64x32"):
-        CocoDetection(image_dir, path)[0]
+    with pytest.raises(ValueError, match=r"a.png: the decoded image is 64x64 .* records 64x32"):
+        CocoDetection(image_dir, path)
 
 
 # --- transforms -----------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
-"""COCO-format detection dataset: images + one COCO json -> samples in the batch contract.
+"""COCO-format detection data: images + one COCO json -> records (:func:`parse_coco`) and samples.
 
 Labels are contiguous ``0..C-1`` in the order of the sorted category ids of the json; ``category_ids[label]``
 maps back to the dataset's own id (needed to write COCO results) and ``class_names[label]`` names it.
-``iscrowd=1`` annotations are not targets (COCO evaluation ignores detections matched to them). Boxes are
-clipped to the image and boxes with no area left are dropped; an image without boxes is a valid sample.
+``iscrowd=1`` annotations are not targets (COCO evaluation ignores detections matched to them). Boxes follow
+the validation policy of :mod:`centernet.data.validation`; an image without boxes is a valid sample.
 """
 
 from __future__ import annotations
@@ -11,19 +11,19 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import mmap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-import torch
 from pycocotools.coco import COCO
-from torch.utils.data import Dataset
 
-__all__ = ["CocoDetection", "read_categories"]
+from centernet.data.dataset import DetectionDataset
+from centernet.data.records import DetectionSource, ImageRecord, Problems
+from centernet.data.validation import InvalidImagePolicy, validate_source
+
+__all__ = ["CocoDetection", "parse_coco", "read_categories"]
 
 # Above this size, read_categories scans the file for the "categories" key instead of parsing all of it
 # (the key sits at the end of COCO's 450 MB instances_train2017.json).
@@ -49,22 +49,92 @@ def read_categories(annotation_file: str | Path) -> tuple[list[str], list[int]]:
     return _parse_categories(categories, path)
 
 
-class CocoDetection(Dataset):
-    """Detection samples from a folder of images and a COCO json.
+def parse_coco(image_dir: str | Path, annotation_file: str | Path, problems: Problems) -> DetectionSource:
+    """Read a COCO json into records (no image is opened).
 
     Args:
         image_dir: Folder that holds the images (``file_name`` in the json is relative to it).
         annotation_file: COCO json with ``images``, ``annotations`` (``bbox`` = ``[x, y, w, h]`` in pixels) and
             ``categories``.
-        transform: Called as ``transform(image=, bboxes=, labels=)`` with an (H, W, 3) uint8 RGB image, (n, 4)
-            float32 ``x1, y1, x2, y2`` pixel boxes and (n,) int64 labels; returns a dict with the same keys and
-            optionally ``scale`` (see :mod:`centernet.data.transforms`). ``None``: the image is used as is.
+        problems: Collects the errors (malformed entries, unknown category ids, annotations of unknown images),
+            each naming the file and the annotation id.
+
+    Returns:
+        Records in image-id order: ``x1, y1, x2, y2`` pixel boxes as in the json (not yet clipped), the json's
+        ``width`` / ``height`` (checked against the decoded size later) and ``area``.
+    """
+    image_dir, annotation_file = Path(image_dir), Path(annotation_file)
+    if not annotation_file.is_file():
+        raise FileNotFoundError(f"COCO annotation file not found: {annotation_file}")
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"image folder not found: {image_dir} (for {annotation_file})")
+    dataset = _load_json(annotation_file)
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(dataset.get(key), list):
+            raise ValueError(f"{annotation_file}: not a COCO detection json, no {key!r} list")
+    class_names, category_ids = _parse_categories(dataset["categories"], annotation_file)
+    label_of = {cid: label for label, cid in enumerate(category_ids)}
+    images: dict[int, dict[str, Any]] = {}
+    for i, info in enumerate(dataset["images"]):
+        image_id = info.get("id") if isinstance(info, dict) else None
+        if not isinstance(image_id, int) or not isinstance(info.get("file_name"), str):
+            problems.error(f"{annotation_file}: images[{i}]={info!r} needs an integer 'id' and a 'file_name'")
+        elif image_id in images:
+            problems.error(f"{annotation_file}: image id {image_id} appears twice")
+        else:
+            images[image_id] = info
+    per_image: dict[int, list[dict[str, Any]]] = {image_id: [] for image_id in images}
+    for ann in dataset["annotations"]:
+        where = f"annotation id={ann.get('id')}" if isinstance(ann, dict) else f"annotation {ann!r}"
+        if not isinstance(ann, dict) or ann.get("image_id") not in per_image:
+            image_id = ann.get("image_id") if isinstance(ann, dict) else None
+            problems.error(f"{annotation_file}: {where} refers to image_id={image_id!r}, which is not in 'images'")
+        elif ann.get("category_id") not in label_of:
+            problems.error(
+                f"{annotation_file}: {where} has category_id={ann.get('category_id')!r}, not one of the "
+                f"categories {category_ids}"
+            )
+        elif not _is_box(ann.get("bbox")):
+            problems.error(f"{annotation_file}: {where} has bbox={ann.get('bbox')!r}; expected [x, y, w, h] numbers")
+        else:
+            per_image[ann["image_id"]].append(ann)
+    records = []
+    for image_id in sorted(images):
+        info, anns = images[image_id], per_image[image_id]
+        xywh = np.array([ann["bbox"] for ann in anns], dtype=np.float64).reshape(-1, 4)
+        with np.errstate(invalid="ignore"):  # inf + -inf: NaN, dropped by the box policy
+            xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        width, height = info.get("width"), info.get("height")
+        records.append(
+            ImageRecord(
+                path=image_dir / info["file_name"],
+                image_id=image_id,
+                width=int(width) if isinstance(width, int) else None,
+                height=int(height) if isinstance(height, int) else None,
+                boxes=xyxy,
+                labels=np.array([label_of[ann["category_id"]] for ann in anns], dtype=np.int64),
+                iscrowd=np.array([int(bool(ann.get("iscrowd", 0))) for ann in anns], dtype=np.int64),
+                area=np.array([float(ann.get("area", "nan")) for ann in anns], dtype=np.float32),
+                refs=[f"annotation id={ann.get('id')}" for ann in anns],
+                source=annotation_file,
+            )
+        )
+    return DetectionSource(records, class_names, category_ids, f"COCO json {annotation_file}")
+
+
+class CocoDetection(DetectionDataset):
+    """Detection samples from a folder of images and a COCO json, validated on construction.
+
+    Args:
+        image_dir: Folder that holds the images (``file_name`` in the json is relative to it).
+        annotation_file: COCO json with ``images``, ``annotations`` (``bbox`` = ``[x, y, w, h]`` in pixels) and
+            ``categories``.
+        transform: See :class:`centernet.data.dataset.DetectionDataset`.
+        invalid_images: ``"error"`` or ``"skip"`` unusable image files (see :mod:`centernet.data.validation`).
 
     Attributes:
-        coco: The ``pycocotools.coco.COCO`` index of the json (for COCO evaluation).
-        class_names: Category names, index = contiguous label.
-        category_ids: The json's category ids, index = contiguous label.
-        image_ids: The json's image ids, index = sample index.
+        coco: The ``pycocotools.coco.COCO`` index of the json (for COCO evaluation), built on first use.
+        problems: What validation found (clipped and dropped boxes, skipped images).
     """
 
     def __init__(
@@ -72,124 +142,37 @@ class CocoDetection(Dataset):
         image_dir: str | Path,
         annotation_file: str | Path,
         transform: Callable[..., dict[str, Any]] | None = None,
+        invalid_images: InvalidImagePolicy = "error",
     ) -> None:
         self.image_dir = Path(image_dir)
         self.annotation_file = Path(annotation_file)
-        self.transform = transform
-        if not self.annotation_file.is_file():
-            raise FileNotFoundError(f"COCO annotation file not found: {self.annotation_file}")
-        if not self.image_dir.is_dir():
-            raise FileNotFoundError(f"image folder not found: {self.image_dir} (for {self.annotation_file})")
-        dataset = _load_json(self.annotation_file)
-        for key in ("images", "annotations", "categories"):
-            if not isinstance(dataset.get(key), list):
-                raise ValueError(f"{self.annotation_file}: not a COCO detection json, no {key!r} list")
-        self.class_names, self.category_ids = _parse_categories(dataset["categories"], self.annotation_file)
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-            self.coco = COCO()
-            self.coco.dataset = dataset
-            self.coco.createIndex()
-        self.image_ids: list[int] = sorted(self.coco.imgs)
-        label_of = {cid: label for label, cid in enumerate(self.category_ids)}
-        # Per image, every annotation (crowd included): xyxy pixels as in the json, labels, iscrowd, area.
-        self._ground_truth: list[dict[str, np.ndarray]] = []
-        for image_id in self.image_ids:
-            boxes, labels, crowd, area = [], [], [], []
-            for ann in self.coco.imgToAnns.get(image_id, []):
-                boxes.append(self._check_box(ann))
-                if ann.get("category_id") not in label_of:
-                    raise ValueError(
-                        f"{self.annotation_file}: annotation id={ann.get('id')} has category_id="
-                        f"{ann.get('category_id')!r}, not one of the categories {self.category_ids}"
-                    )
-                labels.append(label_of[ann["category_id"]])
-                crowd.append(int(bool(ann.get("iscrowd", 0))))
-                area.append(float(ann.get("area", ann["bbox"][2] * ann["bbox"][3])))
-            self._ground_truth.append(
-                {
-                    "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                    "labels": np.asarray(labels, dtype=np.int64),
-                    "iscrowd": np.asarray(crowd, dtype=np.int64),
-                    "area": np.asarray(area, dtype=np.float32),
-                }
-            )
+        problems = Problems()
+        source = parse_coco(self.image_dir, self.annotation_file, problems)
+        problems.raise_if_errors(source.description)
+        source, problems = validate_source(source, invalid_images, problems)
+        problems.raise_if_errors(source.description)
+        self.problems = problems
+        super().__init__(source, transform)
+        self._coco: COCO | None = None
 
     @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
+    def coco(self) -> COCO:
+        """The ``pycocotools.coco.COCO`` index of the json, built on first use (it parses the json again)."""
+        if self._coco is None:
+            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+                self._coco = COCO()
+                self._coco.dataset = _load_json(self.annotation_file)
+                self._coco.createIndex()
+        return self._coco
 
-    def __len__(self) -> int:
-        return len(self.image_ids)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """One sample of the batch contract.
+def _is_box(box: Any) -> bool:
+    """A list of four numbers (non-finite values are allowed here: the box policy drops them with a warning)."""
+    return isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) for v in box)
 
-        Returns:
-            dict with ``image`` (3, H, W) float32 RGB in [0, 1]; ``bboxes`` (n, 4) float32 ``cx, cy, w, h``
-            relative to the transformed image; ``labels`` (n,) int64; ``image_id`` int (the json's id);
-            ``orig_size`` (h, w) ints of the image file; ``scale`` (sx, sy) floats (transformed pixels per
-            original pixel).
-            For evaluation in original pixels, untouched by the transform, every annotation of the image (crowd
-            included, not clipped, as COCO evaluation sees them): ``gt_boxes`` (m, 4) float32 ``x1, y1, x2, y2``
-            pixels, ``gt_labels`` (m,) int64, ``gt_iscrowd`` (m,) int64 and ``gt_area`` (m,) float32 (the json's
-            ``area``, else ``w * h``).
-        """
-        image_id = self.image_ids[index]
-        info = self.coco.imgs[image_id]
-        path = self.image_dir / info["file_name"]
-        # Annotations refer to the stored pixels, as pycocotools and PIL read them: ignore EXIF rotation.
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        if bgr is None:
-            raise OSError(f"cannot read image {path} (image_id={image_id} in {self.annotation_file})")
-        image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # (H, W, 3) uint8
-        height, width = image.shape[:2]
-        if (info.get("height", height), info.get("width", width)) != (height, width):
-            raise ValueError(
-                f"{path} is {width}x{height} pixels but {self.annotation_file} says "
-                f"{info.get('width')}x{info.get('height')} for image_id={image_id}"
-            )
-        truth = self._ground_truth[index]
-        boxes = truth["boxes"].copy()
-        boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
-        boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
-        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]) & (truth["iscrowd"] == 0)
-        boxes, labels = boxes[keep], truth["labels"][keep]
-        scale = (1.0, 1.0)
-        if self.transform is not None:
-            out = self.transform(image=image, bboxes=boxes, labels=labels)
-            image = out["image"]
-            boxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
-            labels = np.asarray(out["labels"], dtype=np.int64).reshape(-1)
-            sx, sy = out.get("scale", (1.0, 1.0))
-            scale = (float(sx), float(sy))
-        out_h, out_w = image.shape[:2]
-        size = np.array([out_w, out_h, out_w, out_h], dtype=np.float32)
-        cxcywh = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], axis=1) / size
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0),
-            "bboxes": torch.from_numpy(np.ascontiguousarray(cxcywh, dtype=np.float32)),
-            "labels": torch.from_numpy(np.ascontiguousarray(labels)),
-            "image_id": int(image_id),
-            "orig_size": (height, width),
-            "scale": scale,
-            "gt_boxes": torch.from_numpy(truth["boxes"]),
-            "gt_labels": torch.from_numpy(truth["labels"]),
-            "gt_iscrowd": torch.from_numpy(truth["iscrowd"]),
-            "gt_area": torch.from_numpy(truth["area"]),
-        }
 
-    def _check_box(self, ann: dict[str, Any]) -> list[float]:
-        """COCO ``[x, y, w, h]`` -> ``[x1, y1, x2, y2]``; raises on a malformed box, naming file and annotation."""
-        box = ann.get("bbox")
-        valid = isinstance(box, (list, tuple)) and len(box) == 4
-        valid = valid and all(isinstance(v, (int, float)) and math.isfinite(v) for v in box)
-        if not valid or box[2] < 0 or box[3] < 0:
-            raise ValueError(
-                f"{self.annotation_file}: annotation id={ann.get('id')} (image_id={ann.get('image_id')}) has "
-                f"bbox={box!r}; expected [x, y, w, h] with 4 finite numbers and w, h >= 0"
-            )
-        x, y, w, h = (float(v) for v in box)
-        return [x, y, x + w, y + h]
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _load_json(path: Path) -> dict[str, Any]:

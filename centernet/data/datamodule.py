@@ -1,18 +1,27 @@
-"""The LightningDataModule: COCO-format data or the built-in shapes dataset, as batches of the model contract."""
+"""The LightningDataModule: COCO, Pascal VOC or YOLO data, or the built-in shapes dataset, as batches of the model
+contract. Every image and annotation is validated in ``setup`` (before training, in the main process)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, get_worker_info
 
-from centernet.data.coco import CocoDetection, read_categories
+from centernet.data.augment import build_transform_from_config
+from centernet.data.coco import CocoDetection, parse_coco, read_categories
 from centernet.data.collate import collate_detections
+from centernet.data.dataset import DetectionDataset
+from centernet.data.mosaic import Mosaic
+from centernet.data.records import DetectionSource, Problems
 from centernet.data.synthetic import SHAPE_CATEGORY_IDS, SHAPE_CLASSES, ensure_shapes_dataset
 from centernet.data.transforms import DetectionTransform, build_eval_transform, build_train_transform
+from centernet.data.validation import InvalidImagePolicy, validate_source
+from centernet.data.voc import discover_voc_classes, parse_voc
+from centernet.data.yolo import YoloData, parse_yolo, read_yolo_yaml
 
 __all__ = ["CenterNetDataModule"]
 
@@ -21,16 +30,20 @@ class CenterNetDataModule(L.LightningDataModule):
     """Training and validation data for CenterNet.
 
     ``num_classes``, ``class_names`` and ``category_ids`` are known right after construction (from the
-    categories of the annotation json, or the shapes classes) without generating or loading any data, so the
-    CLI can link them into the model. ``prepare_data`` generates the shapes cache; ``setup`` builds the datasets.
+    categories of the annotation json, the VOC class names, the YOLO ``names``, or the shapes classes) without
+    generating or loading any image, so the CLI can link them into the model. ``prepare_data`` generates the
+    shapes cache; ``setup`` reads and validates every annotation and image file (see
+    :mod:`centernet.data.validation`) and builds the datasets, so bad data fails before training starts.
 
     Args:
-        dataset: ``"coco"`` for images + COCO json given by the paths below, ``"shapes"`` for the built-in
-            synthetic dataset (generated once into ``shapes_root``).
-        train_images: Folder of the training images (``dataset="coco"``).
-        train_annotations: COCO json of the training images (``dataset="coco"``).
-        val_images: Folder of the validation images (``dataset="coco"``).
-        val_annotations: COCO json of the validation images (``dataset="coco"``); used for COCO evaluation.
+        dataset: ``"coco"`` (images + COCO json), ``"voc"`` (images + a folder of Pascal VOC XML files),
+            ``"yolo"`` (a YOLO dataset YAML, ``yolo_data``), or ``"shapes"`` for the built-in synthetic dataset
+            (generated once into ``shapes_root``).
+        train_images: Folder of the training images (``coco``, ``voc``).
+        train_annotations: COCO json (``coco``), or a folder of XML files or an ``ImageSets`` .txt list (``voc``),
+            of the training images.
+        val_images: Folder of the validation images (``coco``, ``voc``).
+        val_annotations: The same for the validation images.
         image_size: Side of the square network input in pixels; a multiple of 32.
         batch_size: Training batch size.
         val_batch_size: Validation batch size; ``None`` uses ``batch_size``.
@@ -45,19 +58,33 @@ class CenterNetDataModule(L.LightningDataModule):
         shapes_image_size: Side of the generated images in pixels.
         seed: Seed of the shapes generator. The augmentations draw their seeds from torch's global generator,
             so ``seed_everything`` makes them reproducible.
+        yolo_data: The YOLO dataset YAML (``path``, ``train``, ``val``, ``names``) for ``dataset="yolo"``.
+        voc_classes: Class names of a VOC dataset, in label order (category ids ``1..C``); ``None`` discovers
+            them: the sorted names found in the train and val XML files.
+        invalid_images: What to do with a missing, empty, truncated or non-image file, or one whose size differs
+            from its annotation: ``"error"`` (fail before training, naming the file) or ``"skip"`` it (counted).
+        augmentations: The training pipeline as a list of albumentations transforms, ``{name: ..., **kwargs}``
+            (see :mod:`centernet.data.augment`); ``None`` uses the default built from ``scale_range``,
+            ``hflip_prob`` and ``color_jitter``.
+        min_visibility: A training box keeping less than this fraction of its area after a crop is dropped.
+        mosaic: Probability of a 4-image mosaic for a training sample (0 disables it); see
+            :mod:`centernet.data.mosaic`.
 
     Attributes:
         num_classes: Number of categories C (labels are 0..C-1).
         class_names: Category names, index = label.
         category_ids: The dataset's category ids, index = label.
-        train_dataset: The training :class:`CocoDetection` after ``setup("fit")``.
-        val_dataset: The validation :class:`CocoDetection` after ``setup``; ``val_dataset.coco`` is its
-            pycocotools index.
+        train_dataset: The training :class:`DetectionDataset` after ``setup("fit")`` (a :class:`CocoDetection`
+            for COCO and shapes data).
+        val_dataset: The validation dataset after ``setup``; for COCO data ``val_dataset.coco`` is its pycocotools
+            index.
+        problems: Per split (``"train"``, ``"val"``), what validation found: clipped and dropped boxes, skipped
+            images.
     """
 
     def __init__(
         self,
-        dataset: Literal["shapes", "coco"] = "coco",
+        dataset: Literal["shapes", "coco", "voc", "yolo"] = "coco",
         train_images: str | None = None,
         train_annotations: str | None = None,
         val_images: str | None = None,
@@ -74,11 +101,19 @@ class CenterNetDataModule(L.LightningDataModule):
         shapes_val_images: int = 200,
         shapes_image_size: int = 128,
         seed: int = 0,
+        yolo_data: str | None = None,
+        voc_classes: list[str] | None = None,
+        invalid_images: InvalidImagePolicy = "error",
+        augmentations: list[dict[str, Any]] | None = None,
+        min_visibility: float = 0.3,
+        mosaic: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if dataset not in ("shapes", "coco"):
-            raise ValueError(f"dataset must be 'shapes' or 'coco', got {dataset!r}")
+        if dataset not in ("shapes", "coco", "voc", "yolo"):
+            raise ValueError(f"dataset must be 'shapes', 'coco', 'voc' or 'yolo', got {dataset!r}")
+        if invalid_images not in ("error", "skip"):
+            raise ValueError(f"invalid_images must be 'error' or 'skip', got {invalid_images!r}")
         if batch_size < 1 or (val_batch_size is not None and val_batch_size < 1):
             raise ValueError(f"batch sizes must be >= 1, got batch_size={batch_size}, val_batch_size={val_batch_size}")
         if num_workers < 0:
@@ -95,14 +130,38 @@ class CenterNetDataModule(L.LightningDataModule):
         self.shapes_val_images = shapes_val_images
         self.shapes_image_size = shapes_image_size
         self.seed = seed
+        self.invalid_images = invalid_images
         # Build the transforms now: they validate image_size and the augmentation settings at construction.
-        self.train_transform = build_train_transform(image_size, scale_range, hflip_prob, color_jitter)
+        if augmentations is None:
+            self.train_transform = build_train_transform(
+                image_size, scale_range, hflip_prob, color_jitter, min_visibility
+            )
+        else:
+            self.train_transform = build_transform_from_config(augmentations, image_size, min_visibility)
         self.eval_transform = build_eval_transform(image_size)
-        self.train_dataset: CocoDetection | None = None
-        self.val_dataset: CocoDetection | None = None
+        if not 0 <= mosaic <= 1:
+            raise ValueError(f"mosaic is a probability in [0, 1], got {mosaic}")
+        self.mosaic = Mosaic(image_size, p=mosaic, min_visibility=min_visibility) if mosaic > 0 else None
+        self.train_dataset: DetectionDataset | None = None
+        self.val_dataset: DetectionDataset | None = None
+        self.problems: dict[str, Problems] = {}
+        self.yolo: YoloData | None = None
 
         if dataset == "shapes":
             names, ids = list(SHAPE_CLASSES), list(SHAPE_CATEGORY_IDS)
+        elif dataset == "yolo":
+            if yolo_data is None:
+                raise ValueError("dataset='yolo' needs `yolo_data`: the dataset YAML with path, train, val and names")
+            self.yolo = read_yolo_yaml(yolo_data)
+            names, ids = self.yolo.class_names, self.yolo.category_ids
+        elif dataset == "voc":
+            folders = [a for a in (train_annotations, val_annotations) if a is not None]
+            if voc_classes is None and not folders:
+                raise ValueError("dataset='voc' needs `train_annotations` or `val_annotations` (folders of XML files)")
+            if voc_classes is not None and (not voc_classes or len(set(voc_classes)) != len(voc_classes)):
+                raise ValueError(f"voc_classes must be a non-empty list of distinct names, got {voc_classes}")
+            names = list(voc_classes) if voc_classes is not None else discover_voc_classes(folders)
+            ids = list(range(1, len(names) + 1))
         else:
             source = train_annotations or val_annotations
             if source is None:
@@ -124,11 +183,30 @@ class CenterNetDataModule(L.LightningDataModule):
         if self.dataset == "shapes":
             self._ensure_shapes()  # reuses the cache written by prepare_data; sets the four paths
         if stage in (None, "fit") and self.train_dataset is None:
-            images, annotations = self._require("train")
-            self.train_dataset = self._dataset(images, annotations, self.train_transform)
+            self.train_dataset = self._dataset("train", self.train_transform, self.mosaic)
         if stage in (None, "fit", "validate") and self.val_dataset is None:
-            images, annotations = self._require("val")
-            self.val_dataset = self._dataset(images, annotations, self.eval_transform)
+            self.val_dataset = self._dataset("val", self.eval_transform, None)
+
+    def read_split(self, split: str) -> tuple[DetectionSource, Problems]:
+        """Read and validate one split (``"train"`` or ``"val"``) without raising on the problems found.
+
+        Returns:
+            ``(source, problems)``: the validated records and everything validation found (``problems.errors``
+            non-empty means the split cannot be used).
+        """
+        if self.dataset == "shapes":
+            self._ensure_shapes()
+        problems = Problems()
+        if self.dataset == "yolo":
+            source = parse_yolo(self.yolo, split, problems)
+        elif self.dataset == "voc":
+            images, annotations = self._require(split)
+            source = parse_voc(images, annotations, self.class_names, problems)
+        else:
+            images, annotations = self._require(split)
+            source = parse_coco(images, annotations, problems)
+        self._check_label_map(source)
+        return validate_source(source, self.invalid_images, problems)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches (see :func:`collate_detections`); drops the last partial batch."""
@@ -136,7 +214,8 @@ class CenterNetDataModule(L.LightningDataModule):
             raise RuntimeError("call setup('fit') before train_dataloader()")
         # albumentations keeps its own random state, untouched by seed_everything: draw its seed from torch so
         # runs are reproducible; workers reseed from their torch seed (see _init_worker).
-        self.train_dataset.transform.set_random_seed(int(torch.randint(0, 2**31 - 1, ()).item()))
+        self.train_dataset.set_random_seed(int(torch.randint(0, 2**31 - 1, ()).item()))
+        _single_opencv_thread_for_workers(self.num_workers)
         return DataLoader(
             self.train_dataset,
             batch_size=self.batch_size,
@@ -153,6 +232,7 @@ class CenterNetDataModule(L.LightningDataModule):
         """Validation batches in dataset order, letterboxed by the evaluation transform."""
         if self.val_dataset is None:
             raise RuntimeError("call setup('fit') or setup('validate') before val_dataloader()")
+        _single_opencv_thread_for_workers(self.num_workers)
         return DataLoader(
             self.val_dataset,
             batch_size=self.val_batch_size,
@@ -179,29 +259,55 @@ class CenterNetDataModule(L.LightningDataModule):
         images, annotations = getattr(self, f"{split}_images"), getattr(self, f"{split}_annotations")
         for name, value in ((f"{split}_images", images), (f"{split}_annotations", annotations)):
             if value is None:
-                raise ValueError(f"dataset='coco' needs `{name}` to build the {split} dataset")
+                raise ValueError(f"dataset={self.dataset!r} needs `{name}` to build the {split} dataset")
         return images, annotations
 
-    def _dataset(self, images: str, annotations: str, transform: DetectionTransform) -> CocoDetection:
-        dataset = CocoDetection(images, annotations, transform=transform)
-        if (dataset.category_ids, dataset.class_names) != (self.category_ids, self.class_names):
-            source = self.train_annotations or self.val_annotations
-            found = dict(zip(dataset.category_ids, dataset.class_names, strict=True))
+    def _dataset(self, split: str, transform: DetectionTransform, mosaic: Mosaic | None) -> DetectionDataset:
+        """Read and validate a split; raises one error listing every problem (each naming its file)."""
+        if self.dataset in ("coco", "shapes"):
+            images, annotations = self._require(split)
+            dataset = CocoDetection(images, annotations, transform=transform, invalid_images=self.invalid_images)
+            self._check_label_map(dataset.source)
+            dataset.mosaic = mosaic
+            problems = dataset.problems
+        else:
+            source, problems = self.read_split(split)
+            problems.raise_if_errors(source.description)
+            dataset = DetectionDataset(source, transform, mosaic)
+        self.problems[split] = problems
+        rank_zero_info(
+            f"{split}: {len(dataset)} images, {dataset.source.num_boxes} boxes; {problems.clipped} boxes clipped, "
+            f"{len(problems.dropped)} dropped, {len(problems.skipped)} images skipped"
+        )
+        return dataset
+
+    def _check_label_map(self, source: DetectionSource) -> None:
+        if (source.category_ids, source.class_names) != (self.category_ids, self.class_names):
+            reference = self.train_annotations or self.val_annotations
+            found = dict(zip(source.category_ids, source.class_names, strict=True))
             expected = dict(zip(self.category_ids, self.class_names, strict=True))
             raise ValueError(
-                f"{annotations} has categories {found} but {source} has {expected}; train and val must share them"
+                f"{source.description} has categories {found} but {reference} has {expected}; "
+                "train and val must share them"
             )
-        return dataset
+
+
+def _single_opencv_thread_for_workers(num_workers: int) -> None:
+    """With worker processes, give OpenCV one thread before they fork: each worker then decodes single-threaded.
+
+    This must happen in the parent: calling ``cv2.setNumThreads`` inside a forked worker hangs the worker when
+    the parent had already used OpenCV's thread pool (e.g. after loading samples in the main process).
+    """
+    if num_workers > 0:
+        cv2.setNumThreads(1)
 
 
 def _init_worker(worker_id: int) -> None:
-    """DataLoader worker setup: one OpenCV thread per worker, and a distinct augmentation seed per worker.
+    """DataLoader worker setup: a distinct augmentation seed per worker.
 
     Without the reseed every worker would start from a copy of the same albumentations random state and
     produce the same augmentations.
     """
-    cv2.setNumThreads(1)
     info = get_worker_info()
-    transform = getattr(info.dataset, "transform", None) if info is not None else None
-    if hasattr(transform, "set_random_seed"):
-        transform.set_random_seed(info.seed % 2**32)
+    if info is not None and hasattr(info.dataset, "set_random_seed"):
+        info.dataset.set_random_seed(info.seed % 2**31)

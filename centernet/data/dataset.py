@@ -1,0 +1,120 @@
+"""One Dataset for every format: validated :class:`DetectionSource` records -> samples of the batch contract."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from centernet.data.imagefile import ImageFileError, decode_rgb
+from centernet.data.mosaic import Mosaic
+from centernet.data.records import DetectionSource
+
+__all__ = ["DetectionDataset"]
+
+
+class DetectionDataset(Dataset):
+    """Detection samples from validated records (see :func:`centernet.data.validation.validate_source`).
+
+    Args:
+        source: Validated records: decoded sizes, ``x1, y1, x2, y2`` pixel boxes inside their image.
+        transform: Called as ``transform(image=, bboxes=, labels=)`` with an (H, W, 3) uint8 RGB image, (n, 4)
+            float32 ``x1, y1, x2, y2`` pixel boxes and (n,) int64 labels; returns a dict with the same keys and
+            optionally ``scale`` (see :mod:`centernet.data.transforms`). ``None``: the image is used as is.
+        mosaic: Optional :class:`Mosaic` applied before ``transform`` (training only).
+
+    Attributes:
+        class_names: Category names, index = contiguous label.
+        category_ids: The dataset's category ids, index = contiguous label.
+        image_ids: Image ids, index = sample index.
+    """
+
+    def __init__(
+        self,
+        source: DetectionSource,
+        transform: Callable[..., dict[str, Any]] | None = None,
+        mosaic: Mosaic | None = None,
+    ) -> None:
+        if any(record.normalized for record in source.records):
+            raise ValueError(f"{source.description}: records must be validated (validate_source) first")
+        self.source = source
+        self.transform = transform
+        self.mosaic = mosaic
+        self.class_names = list(source.class_names)
+        self.category_ids = list(source.category_ids)
+        self.image_ids = [record.image_id for record in source.records]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.source.records)
+
+    def set_random_seed(self, seed: int | None) -> None:
+        """Reseed the augmentations (the transform's own random state and the mosaic's)."""
+        if hasattr(self.transform, "set_random_seed"):
+            self.transform.set_random_seed(seed)
+        if self.mosaic is not None:
+            self.mosaic.set_random_seed(None if seed is None else seed + 1)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The image and its training targets, untransformed.
+
+        Returns:
+            ``(image, boxes, labels)``: (H, W, 3) uint8 RGB; (n, 4) float32 ``x1, y1, x2, y2`` pixels; (n,) int64
+            labels. Crowd regions are not targets and are left out.
+        """
+        record = self.source.records[index]
+        image = decode_rgb(record.path)
+        if image.shape[:2] != (record.height, record.width):
+            raise ImageFileError(
+                f"{record.path}: decoded as {image.shape[1]}x{image.shape[0]} pixels, but it was "
+                f"{record.width}x{record.height} when the dataset was validated (did the file change?)"
+            )
+        targets = record.iscrowd == 0
+        return image, record.boxes[targets].astype(np.float32), record.labels[targets]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """One sample of the batch contract.
+
+        Returns:
+            dict with ``image`` (3, H, W) float32 RGB in [0, 1]; ``bboxes`` (n, 4) float32 ``cx, cy, w, h``
+            relative to the transformed image; ``labels`` (n,) int64; ``image_id`` int; ``orig_size`` (h, w) ints
+            of the image file; ``scale`` (sx, sy) floats (transformed pixels per original pixel; (1, 1) for a
+            mosaic). For evaluation in original pixels, untouched by the transform, every valid annotation of the
+            image (crowd included, clipped to the image): ``gt_boxes`` (m, 4) float32 ``x1, y1, x2, y2`` pixels,
+            ``gt_labels`` (m,) int64, ``gt_iscrowd`` (m,) int64 and ``gt_area`` (m,) float32 (COCO's ``area``,
+            else ``w * h``).
+        """
+        record = self.source.records[index]
+        if self.mosaic is not None:
+            image, boxes, labels = self.mosaic(index, self.load, len(self))
+        else:
+            image, boxes, labels = self.load(index)
+        scale = (1.0, 1.0)
+        if self.transform is not None:
+            out = self.transform(image=image, bboxes=boxes, labels=labels)
+            image = out["image"]
+            boxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
+            labels = np.asarray(out["labels"], dtype=np.int64).reshape(-1)
+            sx, sy = out.get("scale", (1.0, 1.0))
+            scale = (float(sx), float(sy))
+        out_h, out_w = image.shape[:2]
+        size = np.array([out_w, out_h, out_w, out_h], dtype=np.float32)
+        cxcywh = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], axis=1) / size
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0),
+            "bboxes": torch.from_numpy(np.ascontiguousarray(cxcywh, dtype=np.float32)),
+            "labels": torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)),
+            "image_id": int(record.image_id),
+            "orig_size": (int(record.height), int(record.width)),
+            "scale": scale,
+            "gt_boxes": torch.from_numpy(record.boxes.astype(np.float32)),
+            "gt_labels": torch.from_numpy(record.labels.astype(np.int64)),
+            "gt_iscrowd": torch.from_numpy(record.iscrowd.astype(np.int64)),
+            "gt_area": torch.from_numpy(record.area.astype(np.float32)),
+        }

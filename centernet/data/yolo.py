@@ -1,0 +1,195 @@
+"""YOLO format: ``images/`` + ``labels/`` folders and a dataset YAML (``path``, ``train``, ``val``, ``names``).
+
+The dataset YAML, as Ultralytics writes it::
+
+    path: datasets/my_data     # root; relative to the YAML's folder; default: the YAML's folder
+    train: images/train        # a folder of images, a .txt file listing images, or a list of these
+    val: images/val
+    names: [cat, dog]          # or {0: cat, 1: dog}
+
+Each image ``.../images/.../name.jpg`` has its labels in ``.../labels/.../name.txt`` (the last ``images``
+folder of the path replaced by ``labels``); one object per line: ``class cx cy w h`` relative to the image, or a
+polygon ``class x1 y1 x2 y2 ...`` (its bounding box is used). A missing label file is an image without objects.
+A label file in a ``labels`` folder without its image is an error (its boxes would be lost).
+
+The category ids are the YOLO class indices (the keys of ``names``); labels are their positions in sorted order.
+An unknown class index, or a malformed line, is an error naming the file and the line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from centernet.data.records import DetectionSource, ImageRecord, Problems
+
+__all__ = ["YoloData", "label_path", "parse_yolo", "read_yolo_yaml"]
+
+_IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class YoloData:
+    """A parsed dataset YAML.
+
+    Attributes:
+        yaml_path: The YAML file.
+        root: The dataset root (``path``).
+        splits: Per split name (``train``, ``val``, ...), the list of folders / .txt files it names, resolved.
+        class_names: Names in label order.
+        category_ids: The YOLO class indices in label order.
+    """
+
+    yaml_path: Path
+    root: Path
+    splits: dict[str, list[Path]]
+    class_names: list[str]
+    category_ids: list[int]
+
+
+def read_yolo_yaml(path: str | Path) -> YoloData:
+    """Read and check a YOLO dataset YAML; errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"YOLO dataset YAML not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping with 'path', 'train', 'val' and 'names'")
+    names = data.get("names")
+    if isinstance(names, list):
+        names = dict(enumerate(names))
+    if not isinstance(names, dict) or not names:
+        raise ValueError(f"{path}: 'names' must be a non-empty list or a mapping of class index -> name")
+    for key, name in names.items():
+        if isinstance(key, bool) or not isinstance(key, int) or key < 0 or not isinstance(name, (str, int)):
+            raise ValueError(f"{path}: names entry {key!r}: {name!r} must map a class index >= 0 to a name")
+    root = Path(data.get("path") or ".")
+    root = root if root.is_absolute() else path.parent / root
+    splits: dict[str, list[Path]] = {}
+    for split in ("train", "val", "test"):
+        value = data.get(split)
+        if value is None:
+            continue
+        entries = value if isinstance(value, list) else [value]
+        if not all(isinstance(entry, str) for entry in entries):
+            raise ValueError(f"{path}: {split!r} must be a folder, a .txt file or a list of them, got {value!r}")
+        splits[split] = [Path(e) if Path(e).is_absolute() else root / e for e in entries]
+    ids = sorted(names)
+    return YoloData(path, root, splits, [str(names[i]) for i in ids], ids)
+
+
+def label_path(image_path: Path) -> Path:
+    """``.../images/.../a.jpg`` -> ``.../labels/.../a.txt`` (the last ``images`` folder of the path)."""
+    parts = list(image_path.parts)
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    return Path(*parts).with_suffix(".txt")
+
+
+def parse_yolo(data: YoloData, split: str, problems: Problems) -> DetectionSource:
+    """Read the images and label files of one split into records (boxes stay normalized until validation).
+
+    Args:
+        data: The dataset YAML (:func:`read_yolo_yaml`).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        problems: Collects the errors, each naming the label file and line.
+
+    Returns:
+        Records in sorted image order; ``image_id`` is the 1-based position; sizes are unknown (``None``).
+    """
+    if split not in data.splits:
+        raise ValueError(f"{data.yaml_path}: no {split!r} split")
+    images = _list_images(data, split, problems)
+    label_of = {cid: label for label, cid in enumerate(data.category_ids)}
+    records = []
+    for image_path in images:
+        labels_file = label_path(image_path)
+        boxes, labels, refs = _read_labels(labels_file, label_of, data, problems)
+        records.append(
+            ImageRecord(
+                path=image_path,
+                image_id=len(records) + 1,
+                width=None,
+                height=None,
+                boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+                labels=np.asarray(labels, dtype=np.int64),
+                iscrowd=np.zeros(len(labels), dtype=np.int64),
+                area=np.full(len(labels), np.nan, dtype=np.float32),
+                refs=refs,
+                source=labels_file,
+                normalized=True,
+            )
+        )
+    return DetectionSource(records, data.class_names, data.category_ids, f"YOLO {split} split of {data.yaml_path}")
+
+
+def _list_images(data: YoloData, split: str, problems: Problems) -> list[Path]:
+    images: list[Path] = []
+    for entry in data.splits[split]:
+        if entry.is_dir():
+            found = sorted(p for p in entry.rglob("*") if p.suffix.lower() in _IMAGE_EXTENSIONS)
+            images += found
+            _check_orphan_labels(entry, set(found), problems)
+        elif entry.is_file() and entry.suffix == ".txt":
+            for line in entry.read_text().splitlines():
+                line = line.strip()
+                if line:
+                    image = Path(line)
+                    images.append(image if image.is_absolute() else entry.parent / image)
+        else:
+            raise FileNotFoundError(f"{data.yaml_path}: {split} entry {entry} is neither a folder nor a .txt file")
+    return images
+
+
+def _check_orphan_labels(image_dir: Path, images: set[Path], problems: Problems) -> None:
+    labels_dir = label_path(image_dir / "x").parent
+    if labels_dir == image_dir or not labels_dir.is_dir():
+        return
+    expected = {label_path(image) for image in images}
+    for labels_file in sorted(labels_dir.rglob("*.txt")):
+        if labels_file not in expected:
+            problems.error(f"{labels_file}: label file without an image in {image_dir} (its boxes would be lost)")
+
+
+def _read_labels(
+    path: Path, label_of: dict[int, int], data: YoloData, problems: Problems
+) -> tuple[list[list[float]], list[int], list[str]]:
+    """Parse one label file: (boxes as relative cx, cy, w, h; labels; refs ``"line N"``)."""
+    boxes, labels, refs = [], [], []
+    if not path.is_file():
+        return boxes, labels, refs  # no label file: an image without objects
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{path}:{number}"
+        try:
+            values = [float(v) for v in fields]
+        except ValueError:
+            problems.error(f"{where}: expected numbers 'class cx cy w h', got {line.strip()!r}")
+            continue
+        if len(values) != 5 and (len(values) < 7 or len(values) % 2 == 0):
+            problems.error(f"{where}: expected 'class cx cy w h' or a polygon 'class x1 y1 x2 y2 ...', got {line!r}")
+            continue
+        class_index = values[0]
+        if not class_index.is_integer() or int(class_index) not in label_of:
+            problems.error(f"{where}: class {fields[0]} is not in the names of {data.yaml_path} ({sorted(label_of)})")
+            continue
+        if len(values) == 5:
+            box = values[1:]
+        else:
+            points = np.asarray(values[1:]).reshape(-1, 2)  # (k, 2) relative x, y
+            low, high = points.min(axis=0), points.max(axis=0)
+            box = [*((low + high) / 2), *(high - low)]
+        boxes.append([float(v) for v in box])
+        labels.append(label_of[int(class_index)])
+        refs.append(f"line {number}")
+    return boxes, labels, refs
