@@ -1,4 +1,4 @@
-"""``centernet validate``: evaluate a checkpoint or an exported model on a COCO-format validation set.
+"""``centernet validate``: evaluate a checkpoint or an exported model on a validation set (COCO, VOC or YOLO).
 
 Prints the 12 COCO box numbers and the AP of every class, and writes into the output folder:
 
@@ -8,7 +8,9 @@ Prints the 12 COCO box numbers and the AP of every class, and writes into the ou
 - ``pr_curve_iou50.png`` and ``pr_curve_iou50-95.png``: precision-recall curves per class and their mean.
 
 The data comes from the same YAML files ``fit`` reads (their ``data:`` section, on top of ``configs/base.yaml``),
-from the checkpoint's own data settings when no config is given, or from ``--images`` / ``--annotations``. Two
+from the checkpoint's own data settings when no config is given, or from ``--images`` / ``--annotations`` (a COCO
+json). The split is read and checked by the same validation policy as training, so VOC and YOLO data are scored
+like COCO data. Two
 modes: resized to the input size as in training (default), or ``--keep-resolution`` (each image at its own size
 padded to a multiple of 32, as the CenterNet paper evaluates).
 """
@@ -22,7 +24,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import yaml
@@ -31,6 +32,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from .data import CenterNetDataModule
+from .data.coco import source_to_coco
+from .data.imagefile import decode_rgb
+from .data.records import DetectionSource
 from .evaluation import CocoEvaluation, evaluate_coco, format_coco_table, write_metrics_json
 from .inference import Detector
 from .lightning_cli import config_path
@@ -56,15 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_data(config: str | None, checkpoint: str | Path | None) -> tuple[str, str]:
-    """The validation image folder and annotation json that a config (or the checkpoint) describes.
+def resolve_data(config: str | None, checkpoint: str | Path | None) -> CenterNetDataModule:
+    """The data module that a config (or the checkpoint) describes; its ``val`` split is evaluated.
 
     Args:
         config: A ``fit`` YAML file; its ``data:`` section is read on top of ``configs/base.yaml``'s.
         checkpoint: A Lightning checkpoint; its saved data-module settings are used when ``config`` is None.
 
     Returns:
-        ``(val_images, val_annotations)``; the built-in shapes dataset is generated first if needed.
+        The data module (not set up); the built-in shapes dataset is generated first if needed.
     """
     data: dict[str, Any] = dict(yaml.safe_load(config_path("base").read_text())["data"])
     if config is not None:
@@ -89,23 +93,27 @@ def resolve_data(config: str | None, checkpoint: str | Path | None) -> tuple[str
         raise ValueError(f"{config or checkpoint}: unknown data keys {unknown}")
     datamodule = CenterNetDataModule(**data)
     datamodule.prepare_data()  # generates the shapes dataset when it is not cached yet
-    if datamodule.val_images is None or datamodule.val_annotations is None:
-        raise ValueError(f"{config or checkpoint}: the data section names no val_images / val_annotations")
-    return str(datamodule.val_images), str(datamodule.val_annotations)
+    return datamodule
 
 
 def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
     """Run the command; returns what ``metrics.json`` holds."""
     args = build_parser().parse_args(list(argv))
     if args.images and args.annotations:
-        images_dir, annotations = args.images, args.annotations
+        datamodule = CenterNetDataModule(dataset="coco", val_images=args.images, val_annotations=args.annotations)
+        description = args.annotations
     else:
-        images_dir, annotations = resolve_data(args.config, args.checkpoint)
-        images_dir, annotations = args.images or images_dir, args.annotations or annotations
+        datamodule = resolve_data(args.config, args.checkpoint)
+        if args.images or args.annotations:
+            datamodule.val_images = args.images or datamodule.val_images
+            datamodule.val_annotations = args.annotations or datamodule.val_annotations
+        description = args.config or args.checkpoint
     detector = load_detector(args)
-    ground_truth = json.loads(Path(annotations).read_text())
-    _check_categories(detector, ground_truth, annotations)
-    results = predict_dataset(detector, images_dir, ground_truth, args)
+    _check_categories(detector, datamodule.category_ids, description)
+    source, problems = datamodule.read_split("val")
+    problems.raise_if_errors(source.description)
+    ground_truth = _ground_truth(datamodule, source)
+    results = predict_dataset(detector, source, args)
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -120,7 +128,7 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
         "flip": args.flip,
         "scales": args.scales,
         "images": len(ground_truth["images"]),
-        "annotations": str(annotations),
+        "annotations": source.description,
         "per_class": evaluation.per_class,
     }
     write_metrics_json(output / "metrics.json", evaluation.metrics, extra)
@@ -134,42 +142,40 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
     return {**evaluation.metrics, **extra}
 
 
-def predict_dataset(
-    detector: Detector, images_dir: str | Path, ground_truth: dict[str, Any], args: argparse.Namespace
-) -> list[dict[str, object]]:
-    """COCO results of every image of the annotation json, predicted in batches."""
-    entries = sorted(ground_truth["images"], key=lambda image: image["id"])
+def predict_dataset(detector: Detector, source: DetectionSource, args: argparse.Namespace) -> list[dict[str, object]]:
+    """COCO results of every image of a validated source, predicted in batches (original pixels)."""
+    records = sorted(source.records, key=lambda record: record.image_id)
     results: list[dict[str, object]] = []
     with Progress(transient=True) as progress:
-        task = progress.add_task("validating", total=len(entries))
-        for start in range(0, len(entries), args.batch_size):
-            chunk = entries[start : start + args.batch_size]
-            images = [_read_image(Path(images_dir) / entry["file_name"], entry) for entry in chunk]
+        task = progress.add_task("validating", total=len(records))
+        for start in range(0, len(records), args.batch_size):
+            chunk = records[start : start + args.batch_size]
+            # As the training data is read: 8-bit RGB of the stored pixels, EXIF rotation ignored.
+            images = [decode_rgb(record.path) for record in chunk]
             predictions = detector.predict(images, args.score_threshold, **predict_options(args))
-            for entry, prediction in zip(chunk, predictions, strict=True):
-                results += prediction.to_coco(entry["id"])
+            for record, prediction in zip(chunk, predictions, strict=True):
+                results += prediction.to_coco(record.image_id)
             progress.advance(task, len(chunk))
     return results
 
 
-def _read_image(path: Path, entry: dict[str, Any]) -> np.ndarray:
-    # As the training data is read: the stored pixels, EXIF rotation ignored (COCO boxes refer to them).
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if bgr is None:
-        raise ValueError(f"{path}: cannot read this image (image_id={entry['id']})")
-    height, width = bgr.shape[:2]
-    if (entry.get("height", height), entry.get("width", width)) != (height, width):
-        raise ValueError(
-            f"{path} is {width}x{height} pixels but the annotations say {entry.get('width')}x{entry.get('height')}"
-        )
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+def _ground_truth(datamodule: CenterNetDataModule, source: DetectionSource) -> dict[str, Any]:
+    """COCO ground truth to score against: a COCO json as written (what pycocotools scores on it, unclipped), else
+    the validated VOC / YOLO records. Images that the skip policy left out are left out of the ground truth too."""
+    if datamodule.dataset not in ("coco", "shapes"):
+        return source_to_coco(source)
+    ground_truth = json.loads(Path(datamodule.val_annotations).read_text())
+    kept = {record.image_id for record in source.records}
+    ground_truth["images"] = [image for image in ground_truth["images"] if image["id"] in kept]
+    ground_truth["annotations"] = [a for a in ground_truth.get("annotations", []) if a["image_id"] in kept]
+    return ground_truth
 
 
-def _check_categories(detector: Detector, ground_truth: dict[str, Any], annotations: str | Path) -> None:
-    ids = sorted(int(c["id"]) for c in ground_truth.get("categories", []))
+def _check_categories(detector: Detector, category_ids: Sequence[int], description: str | Path) -> None:
+    ids = sorted(int(i) for i in category_ids)
     if ids != sorted(detector.category_ids):
         raise ValueError(
-            f"{annotations} has category ids {ids} but the model was trained on {sorted(detector.category_ids)}"
+            f"{description} has category ids {ids} but the model was trained on {sorted(detector.category_ids)}"
         )
 
 

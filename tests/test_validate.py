@@ -158,3 +158,40 @@ def test_validate_reads_the_data_of_the_checkpoint_or_a_config(tiny_checkpoint, 
     bad.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 40, "name": "x"}]}))
     with pytest.raises(ValueError, match="category ids"):
         main(["validate", "--checkpoint", tiny_checkpoint, "--images", str(tmp_path), "--annotations", str(bad)])
+
+
+def test_validate_scores_a_voc_dataset_like_its_coco_copy(tiny_checkpoint, own_detections_set, tmp_path):
+    """A Pascal VOC config is validated through the same policy (boxes clipped to the image) and scored as COCO."""
+    from dataset_writers import Item, write_voc
+
+    images_dir, annotations = own_detections_set
+    dataset = json.loads(annotations.read_text())
+    items, clipped = [], copy.deepcopy(dataset)
+    for entry in dataset["images"]:
+        image = cv2.cvtColor(cv2.imread(str(images_dir / entry["file_name"])), cv2.COLOR_BGR2RGB)
+        boxes, labels = [], []
+        for a in clipped["annotations"]:
+            if a["image_id"] == entry["id"]:
+                x, y, w, h = a["bbox"]
+                x1, y1 = max(0.0, x), max(0.0, y)
+                x2, y2 = min(float(entry["width"]), x + w), min(float(entry["height"]), y + h)
+                a["bbox"], a["area"] = [x1, y1, x2 - x1, y2 - y1], (x2 - x1) * (y2 - y1)
+                boxes.append((x1, y1, x2, y2))
+                labels.append(a["category_id"] - 1)
+        items.append(Item(Path(entry["file_name"]).stem, image, boxes, labels))
+    voc_images, voc_annotations = write_voc(tmp_path / "voc", items, SHAPES)
+    config = tmp_path / "voc.yaml"
+    config.write_text(
+        f"data:\n  dataset: voc\n  val_images: {voc_images}\n  val_annotations: {voc_annotations}\n"
+        f"  voc_classes: {json.dumps(SHAPES)}\n  image_size: 64\n"
+    )
+    out = tmp_path / "val"
+    main(["validate", "--checkpoint", tiny_checkpoint, "--config", str(config), "--output", str(out)])
+    metrics = json.loads((out / "metrics.json").read_text())
+    results = json.loads((out / "predictions.json").read_text())
+    # VOC image ids are 1-based positions of the sorted files (0.png, 1.png, ...); the json's ids are 100 + i.
+    for result in results:
+        result["image_id"] = 100 + result["image_id"] - 1
+    reference = _pycocotools(clipped, results)
+    assert reference.stats[1] > 0.3  # a non-trivial AP50, so equality is not 0 == 0
+    np.testing.assert_allclose([metrics[name] for name in COCO_METRIC_NAMES], reference.stats[:12], atol=1e-6)

@@ -23,7 +23,7 @@ from centernet.data.dataset import DetectionDataset
 from centernet.data.records import DetectionSource, ImageRecord, Problems
 from centernet.data.validation import InvalidImagePolicy, validate_source
 
-__all__ = ["CocoDetection", "parse_coco", "read_categories"]
+__all__ = ["CocoDetection", "parse_coco", "read_categories", "source_to_coco"]
 
 # Above this size, read_categories scans the file for the "categories" key instead of parsing all of it
 # (the key sits at the end of COCO's 450 MB instances_train2017.json).
@@ -227,3 +227,33 @@ def _parse_categories(categories: Any, path: Path) -> tuple[list[str], list[int]
         by_id[cid] = name
     ids = sorted(by_id)
     return [by_id[cid] for cid in ids], ids
+
+
+def source_to_coco(source: DetectionSource) -> dict[str, Any]:
+    """A COCO ground-truth dict of a validated source, whatever format it was read from.
+
+    Returns:
+        ``{"images", "annotations", "categories"}``: images with the record's ``image_id``, its path as
+        ``file_name`` and the decoded ``width`` / ``height``; one annotation per box with ``bbox`` x, y, w, h in
+        original pixels, the dataset's ``category_id``, ``iscrowd`` and ``area``. This is what COCO evaluation of
+        a VOC or YOLO dataset scores against.
+    """
+    images, annotations = [], []
+    for record in source.records:
+        images.append(
+            {"id": int(record.image_id), "file_name": str(record.path), "width": record.width, "height": record.height}
+        )
+        for box, label, crowd, area in zip(record.boxes, record.labels, record.iscrowd, record.area, strict=True):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": int(record.image_id),
+                    "category_id": int(source.category_ids[int(label)]),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": float(area),
+                    "iscrowd": int(crowd),
+                }
+            )
+    categories = [{"id": int(i), "name": n} for i, n in zip(source.category_ids, source.class_names, strict=True)]
+    return {"images": images, "annotations": annotations, "categories": categories}
