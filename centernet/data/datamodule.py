@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 import cv2
 import lightning as L
-import torch
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader
 
 from centernet.data.coco import CocoDetection, read_categories
 from centernet.data.collate import collate_detections
+from centernet.data.sampler import SeededEpochSampler, SeededSamples
 from centernet.data.synthetic import SHAPE_CATEGORY_IDS, SHAPE_CLASSES, ensure_shapes_dataset
 from centernet.data.transforms import DetectionTransform, build_eval_transform, build_train_transform
 
@@ -43,8 +44,8 @@ class CenterNetDataModule(L.LightningDataModule):
         shapes_train_images: Number of generated training images.
         shapes_val_images: Number of generated validation images.
         shapes_image_size: Side of the generated images in pixels.
-        seed: Seed of the shapes generator. The augmentations draw their seeds from torch's global generator,
-            so ``seed_everything`` makes them reproducible.
+        seed: Seed of the shapes generator. The training order and augmentations follow the run's
+            ``seed_everything`` seed (see :meth:`train_dataloader`).
 
     Attributes:
         num_classes: Number of categories C (labels are 0..C-1).
@@ -131,17 +132,24 @@ class CenterNetDataModule(L.LightningDataModule):
             self.val_dataset = self._dataset(images, annotations, self.eval_transform)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches (see :func:`collate_detections`); drops the last partial batch."""
+        """Shuffled training batches (see :func:`collate_detections`); drops the last partial batch.
+
+        The order and the augmentation of every sample are functions of the run's seed (``PL_GLOBAL_SEED``, set
+        by ``seed_everything``), the epoch and the sample (see :class:`SeededEpochSampler`): the same with any
+        number of workers, after a resume, and split without overlap between DDP ranks.
+        """
         if self.train_dataset is None:
             raise RuntimeError("call setup('fit') before train_dataloader()")
-        # albumentations keeps its own random state, untouched by seed_everything: draw its seed from torch so
-        # runs are reproducible; workers reseed from their torch seed (see _init_worker).
-        self.train_dataset.transform.set_random_seed(int(torch.randint(0, 2**31 - 1, ()).item()))
+        trainer = self.trainer
+        num_replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = SeededEpochSampler(
+            self.train_dataset, num_replicas=num_replicas, rank=rank, seed=int(os.environ.get("PL_GLOBAL_SEED", 0))
+        )
         return DataLoader(
-            self.train_dataset,
+            SeededSamples(self.train_dataset),
             batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=len(self.train_dataset) > self.batch_size,
+            sampler=sampler,
+            drop_last=sampler.num_samples > self.batch_size,
             num_workers=self.num_workers,
             collate_fn=collate_detections,
             pin_memory=False,
@@ -195,13 +203,5 @@ class CenterNetDataModule(L.LightningDataModule):
 
 
 def _init_worker(worker_id: int) -> None:
-    """DataLoader worker setup: one OpenCV thread per worker, and a distinct augmentation seed per worker.
-
-    Without the reseed every worker would start from a copy of the same albumentations random state and
-    produce the same augmentations.
-    """
+    """DataLoader worker setup: one OpenCV thread per worker (the training sampler seeds every sample itself)."""
     cv2.setNumThreads(1)
-    info = get_worker_info()
-    transform = getattr(info.dataset, "transform", None) if info is not None else None
-    if hasattr(transform, "set_random_seed"):
-        transform.set_random_seed(info.seed % 2**32)
