@@ -13,7 +13,6 @@ import tempfile
 import time
 
 import lightning as L
-import torch
 
 from centernet.ema import EMA
 from centernet.lightning_cli import CenterNetCLI, config_path
@@ -63,7 +62,6 @@ def main() -> None:
                 f"{name:40s} {metrics['val/map']:7.4f} {metrics['val/map_50']:7.4f} "
                 f"{metrics['val/map_75']:7.4f} {metrics['val/mar_100']:7.4f}"
             )
-        torch.set_grad_enabled(True)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ only wires them to Lightning's loop, logs under ``train/`` and ``val/`` and buil
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning as L
+import numpy as np
 import torch
 import torch.distributed as dist
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.trainer.states import TrainerFn
 
 from .decode import split_detections
@@ -225,7 +226,7 @@ class CenterNetModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Python, NumPy and torch (CPU and CUDA) generators, so a resumed run continues their streams.
-        checkpoint["rng_states"] = _collect_rng_states(include_cuda=torch.cuda.is_available())
+        checkpoint["rng_states"] = _capture_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         trainer = self._trainer
@@ -239,10 +240,7 @@ class CenterNetModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         if self._rng_to_restore is not None:
-            states = self._rng_to_restore
-            if not torch.cuda.is_available():
-                states = {k: v for k, v in states.items() if k != "torch.cuda"}
-            _set_rng_states(states)
+            _restore_rng_states(self._rng_to_restore)
             self._rng_to_restore = None
 
     def configure_optimizers(self) -> dict[str, Any]:
@@ -260,6 +258,30 @@ class CenterNetModule(L.LightningModule):
         schedule = warmup_cosine(total_steps, hp.warmup_steps, hp.min_lr_ratio)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _capture_rng_states() -> dict[str, Any]:
+    """Python, NumPy and torch generator states in types that ``torch.load(weights_only=True)`` accepts."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["torch.cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_rng_states(states: dict[str, Any]) -> None:
+    """Inverse of :func:`_capture_rng_states` (CUDA states only where CUDA is available)."""
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if "torch.cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["torch.cuda"])
 
 
 def _to_original_pixels(
