@@ -95,8 +95,11 @@ class EMA(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        # One update per optimiser step (a skipped step or gradient accumulation leaves global_step unchanged).
+        # One update per optimiser step: not on accumulation batches, nor on steps skipped by the NaN guard.
         if self.shadow is None or trainer.global_step <= self.updates:
+            return
+        if getattr(pl_module, "last_step_skipped", False):
+            self.updates = trainer.global_step
             return
         d = self.current_decay()
         self.updates = trainer.global_step

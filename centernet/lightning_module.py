@@ -126,6 +126,9 @@ class CenterNetModule(L.LightningModule):
             raise ValueError(f"max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
         self._val_results: list[tuple[int, tuple[dict, dict]]] = []
         self._nonfinite_in_a_row = 0
+        self._skip_step = False
+        self.skipped_steps = 0  # optimiser steps skipped by the NaN guard (they still count in global_step)
+        self.last_step_skipped = False
         self._rng_to_restore: dict[str, Any] | None = None
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -138,23 +141,50 @@ class CenterNetModule(L.LightningModule):
         outputs = self.model(batch)
         losses = self.model.compute_loss(outputs, batch)
         if prefix == "train" and not self._loss_is_finite(losses, batch):
-            return outputs, None
+            self._skip_step = True  # backward still runs (every DDP rank must join it); optimizer_step skips
+            return outputs, losses["total"]
         batch_size = batch["image"].shape[0]
         on_step = prefix == "train"
         for name, value in losses.items():
             key = f"{prefix}/loss" if name == "total" else f"{prefix}/loss_{name}"
-            self.log(key, value, batch_size=batch_size, on_step=on_step, on_epoch=True, prog_bar=name == "total")
+            self.log(
+                key,
+                value,
+                batch_size=batch_size,
+                on_step=on_step,
+                on_epoch=True,
+                prog_bar=name == "total",
+                sync_dist=not on_step,  # validation losses: the mean over all ranks
+            )
         return outputs, losses["total"]
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        """The weighted loss, or ``None`` (Lightning then skips backward and the optimiser step) if not finite."""
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         _, loss = self._shared_step(batch, "train")
         return loss
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Run forward and backward, then step unless a loss since the last step was not finite (the NaN guard).
+
+        Lightning forbids skipping ``training_step`` under DDP (returning ``None``), so the guard lets backward
+        run on every rank, then all ranks drop the gradients together instead of stepping.
+        """
+        if optimizer_closure is None:
+            optimizer.step()
+            return
+        loss = optimizer_closure()  # training_step + backward (+ the precision plugin's loss scaling)
+        self.last_step_skipped = self._skip_step
+        if self._skip_step:
+            self._skip_step = False
+            self.skipped_steps += 1
+            optimizer.zero_grad(set_to_none=True)
+            return
+        # The closure already ran: the precision plugin calls this one for its hooks (clipping, unscaling).
+        optimizer.step(closure=lambda: loss)
 
     def _loss_is_finite(self, losses: dict[str, torch.Tensor], batch: dict[str, Any]) -> bool:
         """The NaN guard: agree across ranks whether the step's loss is finite; warn, count, and give up.
 
-        All ranks skip together (a rank that skipped alone would leave DDP's gradient all-reduce waiting).
+        All ranks agree, so they all skip the step together and stay in sync.
         """
         finite = torch.isfinite(losses["total"].detach()).to(torch.int32).reshape(1)
         if is_distributed():
@@ -203,7 +233,8 @@ class CenterNetModule(L.LightningModule):
         self.val_map.reset()
         self.last_val_image_ids = [image_id for image_id, _ in results]
         for name in COCO_METRIC_NAMES:
-            self.log(f"val/{name}", metrics[name], prog_bar=name in ("map", "map_50"), sync_dist=False)
+            # Identical on every rank; sync_dist averages equal values (exact) and keeps Lightning's DDP check quiet.
+            self.log(f"val/{name}", metrics[name], prog_bar=name in ("map", "map_50"), sync_dist=True)
         self.last_val_metrics = metrics
 
     def setup(self, stage: str) -> None:
