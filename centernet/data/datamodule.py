@@ -101,6 +101,7 @@ class CenterNetDataModule(L.LightningDataModule):
         self.eval_transform = build_eval_transform(image_size)
         self.train_dataset: CocoDetection | None = None
         self.val_dataset: CocoDetection | None = None
+        self._start_epoch = 0
 
         if dataset == "shapes":
             names, ids = list(SHAPE_CLASSES), list(SHAPE_CATEGORY_IDS)
@@ -145,6 +146,10 @@ class CenterNetDataModule(L.LightningDataModule):
         sampler = SeededEpochSampler(
             self.train_dataset, num_replicas=num_replicas, rank=rank, seed=int(os.environ.get("PL_GLOBAL_SEED", 0))
         )
+        # Lightning creates the first iterator of a fit before it calls set_epoch (and before it restores the
+        # loops), and worker processes prefetch indices at once: a resumed run would replay epoch 0's order.
+        # Start at the epoch recorded in the checkpoint (see state_dict; 0 for a fresh fit).
+        sampler.set_epoch(self._start_epoch)
         return DataLoader(
             SeededSamples(self.train_dataset),
             batch_size=self.batch_size,
@@ -171,6 +176,15 @@ class CenterNetDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             worker_init_fn=_init_worker,
         )
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in checkpoints: the training epoch that a run resumed from this checkpoint starts in."""
+        trainer = self.trainer
+        epoch = trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0
+        return {"epoch": int(epoch)}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._start_epoch = int(state_dict.get("epoch", 0))
 
     def _ensure_shapes(self) -> None:
         paths = ensure_shapes_dataset(
