@@ -129,6 +129,7 @@ class CenterNetModule(L.LightningModule):
         self._skip_step = False
         self.skipped_steps = 0  # optimiser steps skipped by the NaN guard (they still count in global_step)
         self.last_step_skipped = False
+        self._buffers_before_skip: list[torch.Tensor] | None = None
         self._rng_to_restore: dict[str, Any] | None = None
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -138,9 +139,13 @@ class CenterNetModule(L.LightningModule):
     def _shared_step(self, batch: dict[str, Any], prefix: str) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         if self.hparams.channels_last:
             batch = {**batch, "image": batch["image"].contiguous(memory_format=torch.channels_last)}
+        # The forward pass updates BatchNorm statistics: keep a copy to undo a poisoned batch (the NaN guard).
+        buffers = [b.detach().clone() for b in self.model.buffers()] if prefix == "train" else None
         outputs = self.model(batch)
         losses = self.model.compute_loss(outputs, batch)
         if prefix == "train" and not self._loss_is_finite(losses, batch):
+            if not self._skip_step:
+                self._buffers_before_skip = buffers  # restored after backward (autograd may still need them)
             self._skip_step = True  # backward still runs (every DDP rank must join it); optimizer_step skips
             return outputs, losses["total"]
         batch_size = batch["image"].shape[0]
@@ -177,6 +182,10 @@ class CenterNetModule(L.LightningModule):
             self._skip_step = False
             self.skipped_steps += 1
             optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for buffer, saved in zip(self.model.buffers(), self._buffers_before_skip or [], strict=True):
+                    buffer.copy_(saved)
+            self._buffers_before_skip = None
             return
         # The closure already ran: the precision plugin calls this one for its hooks (clipping, unscaling).
         optimizer.step(closure=lambda: loss)
@@ -194,7 +203,7 @@ class CenterNetModule(L.LightningModule):
             return True
         self._nonfinite_in_a_row += 1
         image_ids = [int(i) for i in batch["image_id"]]
-        parts = ", ".join(f"{name}={float(value):.4g}" for name, value in losses.items())
+        parts = ", ".join(f"{name}={float(value.detach()):.4g}" for name, value in losses.items())
         message = (
             f"non-finite training loss at step {self.global_step} (epoch {self.current_epoch}, rank "
             f"{self.global_rank}, image ids {image_ids}): {parts}"
