@@ -47,6 +47,7 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # three training processes: about 80 s of CPU time
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(shapes_root, tmp_path):
     straight = _run(["-m", "centernet", *_fit_args(shapes_root, tmp_path / "straight")])
     assert straight.returncode == 0, straight.stderr[-4000:]
