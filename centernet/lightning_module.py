@@ -136,7 +136,7 @@ class CenterNetModule(L.LightningModule):
         """Raw head outputs for (N, 3, H, W) images in [0, 1]; see ``CenterNet.forward``."""
         return self.model(image)
 
-    def _shared_step(self, batch: dict[str, Any], prefix: str) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    def _shared_step(self, batch: dict[str, Any], prefix: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         if self.hparams.channels_last:
             batch = {**batch, "image": batch["image"].contiguous(memory_format=torch.channels_last)}
         # The forward pass updates BatchNorm statistics: keep a copy to undo a poisoned batch (the NaN guard).
