@@ -45,10 +45,9 @@ class LastCheckpoint(Checkpoint):
     Args:
         dirpath: Folder of the file; ``None`` uses ``<trainer.log_dir>/checkpoints`` (beside ``ModelCheckpoint``'s).
         filename: File name.
-        every_n_train_steps: Also write it every this many optimiser steps (0: only at epoch ends). A
-            mid-epoch checkpoint resumes with the remaining batches of that epoch in Lightning's loop, but the
-            data loader restarts the epoch's order: use it for very long epochs where losing the position
-            matters less than losing the weights.
+        every_n_train_steps: Also write it every this many optimiser steps (0: only at epoch ends). Resuming
+            from such a mid-epoch checkpoint restores the weights, optimiser and counters, but the data loader
+            starts that epoch's order again: not bitwise equal to an uninterrupted run, unlike epoch-end resumes.
     """
 
     def __init__(self, dirpath: str | None = None, filename: str = "last.ckpt", every_n_train_steps: int = 0) -> None:
