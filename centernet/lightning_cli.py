@@ -15,10 +15,11 @@ from typing import Any
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from .checkpoint_io import AtomicCheckpointIO, has_checkpoint_io
 from .data import CenterNetDataModule
 from .lightning_module import CenterNetModule
 
-__all__ = ["LIGHTNING_COMMANDS", "CenterNetCLI", "config_path", "next_run_dir"]
+__all__ = ["LIGHTNING_COMMANDS", "CenterNetCLI", "config_path", "find_last_checkpoint", "next_run_dir"]
 
 # `validate` is our own command (centernet/validate.py) on top of the inference API.
 LIGHTNING_COMMANDS = ("fit",)
@@ -35,6 +36,26 @@ def next_run_dir(root: str | Path) -> tuple[Path, int]:
     taken = [int(p.name.split("_", 1)[1]) for p in root.glob("version_*") if p.name.split("_", 1)[1].isdigit()]
     version = max(taken, default=-1) + 1
     return root / f"version_{version}", version
+
+
+def find_last_checkpoint(root: str | Path) -> Path:
+    """The ``last.ckpt`` of the newest run under ``root`` (highest ``version_<n>`` that has one).
+
+    Raises:
+        FileNotFoundError: if no run under ``root`` has a ``checkpoints/last.ckpt``.
+    """
+    root = Path(root)
+    found = [
+        (int(p.parent.parent.name.split("_", 1)[1]), p)
+        for p in root.glob("version_*/checkpoints/last.ckpt")
+        if p.parent.parent.name.split("_", 1)[1].isdigit()
+    ]
+    if not found:
+        raise FileNotFoundError(
+            f"--ckpt_path last: no {root}/version_*/checkpoints/last.ckpt to resume from; "
+            "check trainer.default_root_dir or pass the checkpoint's path"
+        )
+    return max(found)[1]
 
 
 class CenterNetCLI(LightningCLI):
@@ -78,4 +99,20 @@ class CenterNetCLI(LightningCLI):
                 TensorBoardLogger(save_dir=str(root), name="", version=version, default_hp_metric=False),
                 CSVLogger(save_dir=str(root), name="", version=version),
             ]
+        # Checkpoints are written atomically (temporary file, fsync, rename) unless the config brings its own IO.
+        plugins = kwargs.get("plugins", trainer_config.get("plugins"))
+        if not has_checkpoint_io(plugins):
+            listed = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins] if plugins is not None else []
+            kwargs["plugins"] = [*listed, AtomicCheckpointIO()]
         return super().instantiate_trainer(**kwargs)
+
+    def before_fit(self) -> None:
+        """``--ckpt_path last`` resumes the newest run under ``trainer.default_root_dir``.
+
+        Each run writes to a new ``version_<n>``, where Lightning's own ``last`` lookup would find nothing and
+        silently start from scratch; here it resolves to the previous run's ``last.ckpt`` or fails clearly.
+        """
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        if config.get("ckpt_path") == "last":
+            root = self._get(self.config_init, "trainer", default={}).get("default_root_dir") or "runs"
+            config["ckpt_path"] = str(find_last_checkpoint(root))

@@ -3,13 +3,13 @@ contract. Every image and annotation is validated in ``setup`` (before training,
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 import cv2
 import lightning as L
-import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader
 
 from centernet.data.augment import build_transform_from_config
 from centernet.data.coco import CocoDetection, parse_coco, read_categories
@@ -17,6 +17,7 @@ from centernet.data.collate import collate_detections
 from centernet.data.dataset import DetectionDataset
 from centernet.data.mosaic import Mosaic
 from centernet.data.records import DetectionSource, Problems
+from centernet.data.sampler import SeededEpochSampler, SeededSamples
 from centernet.data.synthetic import SHAPE_CATEGORY_IDS, SHAPE_CLASSES, ensure_shapes_dataset
 from centernet.data.transforms import DetectionTransform, build_eval_transform, build_train_transform
 from centernet.data.validation import InvalidImagePolicy, validate_source
@@ -56,8 +57,8 @@ class CenterNetDataModule(L.LightningDataModule):
         shapes_train_images: Number of generated training images.
         shapes_val_images: Number of generated validation images.
         shapes_image_size: Side of the generated images in pixels.
-        seed: Seed of the shapes generator. The augmentations draw their seeds from torch's global generator,
-            so ``seed_everything`` makes them reproducible.
+        seed: Seed of the shapes generator. The training order and augmentations follow the run's
+            ``seed_everything`` seed (see :meth:`train_dataloader`).
         yolo_data: The YOLO dataset YAML (``path``, ``train``, ``val``, ``names``) for ``dataset="yolo"``.
         voc_classes: Class names of a VOC dataset, in label order (category ids ``1..C``); ``None`` discovers
             them: the sorted names found in the train and val XML files.
@@ -146,6 +147,7 @@ class CenterNetDataModule(L.LightningDataModule):
         self.val_dataset: DetectionDataset | None = None
         self.problems: dict[str, Problems] = {}
         self.yolo: YoloData | None = None
+        self._start_epoch = 0
 
         if dataset == "shapes":
             names, ids = list(SHAPE_CLASSES), list(SHAPE_CATEGORY_IDS)
@@ -209,23 +211,33 @@ class CenterNetDataModule(L.LightningDataModule):
         return validate_source(source, self.invalid_images, problems)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches (see :func:`collate_detections`); drops the last partial batch."""
+        """Shuffled training batches (see :func:`collate_detections`); drops the last partial batch.
+
+        The order and the augmentation of every sample are functions of the run's seed (``PL_GLOBAL_SEED``, set
+        by ``seed_everything``), the epoch and the sample (see :class:`SeededEpochSampler`): the same with any
+        number of workers, after a resume, and split without overlap between DDP ranks.
+        """
         if self.train_dataset is None:
             raise RuntimeError("call setup('fit') before train_dataloader()")
-        # albumentations keeps its own random state, untouched by seed_everything: draw its seed from torch so
-        # runs are reproducible; workers reseed from their torch seed (see _init_worker).
-        self.train_dataset.set_random_seed(int(torch.randint(0, 2**31 - 1, ()).item()))
         _single_opencv_thread_for_workers(self.num_workers)
+        trainer = self.trainer
+        num_replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = SeededEpochSampler(
+            self.train_dataset, num_replicas=num_replicas, rank=rank, seed=int(os.environ.get("PL_GLOBAL_SEED", 0))
+        )
+        # Lightning creates the first iterator of a fit before it calls set_epoch (and before it restores the
+        # loops), and worker processes prefetch indices at once: a resumed run would replay epoch 0's order.
+        # Start at the epoch recorded in the checkpoint (see state_dict; 0 for a fresh fit).
+        sampler.set_epoch(self._start_epoch)
         return DataLoader(
-            self.train_dataset,
+            SeededSamples(self.train_dataset),
             batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=len(self.train_dataset) > self.batch_size,
+            sampler=sampler,
+            drop_last=sampler.num_samples > self.batch_size,
             num_workers=self.num_workers,
             collate_fn=collate_detections,
             pin_memory=False,
             persistent_workers=self.num_workers > 0,
-            worker_init_fn=_init_worker,
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -241,8 +253,16 @@ class CenterNetDataModule(L.LightningDataModule):
             collate_fn=collate_detections,
             pin_memory=False,
             persistent_workers=self.num_workers > 0,
-            worker_init_fn=_init_worker,
         )
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in checkpoints: the training epoch that a run resumed from this checkpoint starts in."""
+        trainer = self.trainer
+        epoch = trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0
+        return {"epoch": int(epoch)}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._start_epoch = int(state_dict.get("epoch", 0))
 
     def _ensure_shapes(self) -> None:
         paths = ensure_shapes_dataset(
@@ -300,14 +320,3 @@ def _single_opencv_thread_for_workers(num_workers: int) -> None:
     """
     if num_workers > 0:
         cv2.setNumThreads(1)
-
-
-def _init_worker(worker_id: int) -> None:
-    """DataLoader worker setup: a distinct augmentation seed per worker.
-
-    Without the reseed every worker would start from a copy of the same albumentations random state and
-    produce the same augmentations.
-    """
-    info = get_worker_info()
-    if info is not None and hasattr(info.dataset, "set_random_seed"):
-        info.dataset.set_random_seed(info.seed % 2**31)

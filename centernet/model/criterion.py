@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from centernet.distributed import global_mean_count
 from centernet.losses import focal_loss_with_logits, masked_l1_loss
 from centernet.targets import render_targets
 
@@ -99,7 +100,8 @@ class CenterNetCriterion(nn.Module):
                 min_overlap=self.min_overlap,
             )
         losses = {
-            "heatmap": focal_loss_with_logits(heatmap, targets.heatmap, targets.mask.sum()),
+            # Under DDP: the objects of the global batch (averaged per rank), as DETR and torchvision do.
+            "heatmap": focal_loss_with_logits(heatmap, targets.heatmap, global_mean_count(targets.mask.sum())),
             "size": masked_l1_loss(_gather_at(outputs["size"], targets.indices), targets.size, targets.mask),
             "offset": masked_l1_loss(_gather_at(outputs["offset"], targets.indices), targets.offset, targets.mask),
         }
