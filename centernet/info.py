@@ -27,9 +27,6 @@ from .model import CenterNet
 
 __all__ = ["build_model_from_configs", "count_flops", "count_parameters", "run_info"]
 
-# Keys of the config's model section that are training settings or come from the data, not the architecture.
-_NOT_ARCHITECTURE = {"class_names", "category_ids", "image_size", "lr", "weight_decay", "warmup_steps"}
-_NOT_ARCHITECTURE |= {"min_lr_ratio", "channels_last"}
 
 
 @register_flop_formula(torch.ops.torchvision.deform_conv2d)
@@ -89,7 +86,9 @@ def _read_model_section(paths: Sequence[str]) -> tuple[dict[str, Any], int]:
 def build_model_from_configs(paths: Sequence[str], num_classes: int = 80) -> tuple[CenterNet, int]:
     """The ``CenterNet`` described by base.yaml + ``paths``, and the config's input size (data.image_size)."""
     model_config, image_size = _read_model_section(paths)
-    kwargs = {k: v for k, v in model_config.items() if k not in _NOT_ARCHITECTURE and k != "num_classes"}
+    # The model section also holds training settings (lr, EMA, ...); the architecture is what CenterNet takes.
+    architecture = set(inspect.signature(CenterNet.__init__).parameters) - {"self", "num_classes"}
+    kwargs = {k: v for k, v in model_config.items() if k in architecture}
     return CenterNet(num_classes=num_classes, **kwargs), image_size
 
 
