@@ -72,7 +72,7 @@ class LastCheckpoint(Checkpoint):
             and step % self.every_n_train_steps == 0
             and not trainer.sanity_checking
         ):
-            trainer.save_checkpoint(self.path(trainer))
+            trainer.save_checkpoint(self.path(trainer), weights_only=False)  # the full training state
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainer.save_checkpoint(self.path(trainer))
+        trainer.save_checkpoint(self.path(trainer), weights_only=False)  # the full training state

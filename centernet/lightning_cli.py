@@ -7,6 +7,7 @@ the input size flow from the data module into the model (linked, never typed twi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
@@ -66,15 +67,18 @@ class CenterNetCLI(LightningCLI):
         defaults = {"default_config_files": [base]}
         # With subcommands (run=True) parser options are given per subcommand; without, for the one parser.
         parser_kwargs = {command: defaults for command in LIGHTNING_COMMANDS} if run else defaults
-        super().__init__(
-            CenterNetModule,
-            CenterNetDataModule,
-            args=list(args) if args is not None else None,
-            run=run,
-            parser_kwargs=parser_kwargs,
-            save_config_kwargs={"overwrite": True},
-            **kwargs,
-        )
+        with warnings.catch_warnings():
+            # The `centernet` dispatcher passes its own argv on purpose; Lightning warns about that case.
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+            super().__init__(
+                CenterNetModule,
+                CenterNetDataModule,
+                args=list(args) if args is not None else None,
+                run=run,
+                parser_kwargs=parser_kwargs,
+                save_config_kwargs={"overwrite": True},
+                **kwargs,
+            )
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -95,6 +99,9 @@ class CenterNetCLI(LightningCLI):
         if trainer_config.get("logger") in (None, True) and "logger" not in kwargs:
             root = Path(trainer_config.get("default_root_dir") or "runs")
             _, version = next_run_dir(root)
+            # Both loggers share the version folder, so the CSV logger finds TensorBoard's file there and warns that
+            # "previous log files" will be deleted; it only ever rewrites its own metrics.csv.
+            warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
             kwargs["logger"] = [
                 TensorBoardLogger(save_dir=str(root), name="", version=version, default_hp_metric=False),
                 CSVLogger(save_dir=str(root), name="", version=version),
