@@ -22,7 +22,7 @@ def decode_detections(
     stride: int = 4,
     max_detections: int = 100,
 ) -> dict[str, Tensor]:
-    """Turn raw CenterNet maps into the top-K detections of every image (batched, no per-image loop).
+    """Turn raw CenterNet maps into the top-K detections of every image, batched.
 
     A cell is a peak when its heatmap value equals the maximum of its 3x3 neighbourhood (the NMS-free
     "max-pool" of Zhou et al. 2019); the K highest peaks over all classes and cells of an image are kept.
@@ -43,22 +43,7 @@ def decode_detections(
     num_images, num_classes, out_h, out_w = heatmap_logits.shape
     num_cells = out_h * out_w
     k = min(max_detections, num_classes * num_cells)
-
-    # Peaks are found on the logits: sigmoid is monotonic, so the peaks and their ranking are the same as on
-    # probabilities, except that here logits that sigmoid rounds to the same float (e.g. 20 and 25 both give
-    # 1.0) are not mistaken for a plateau of equal peaks; and sigmoid then only runs on K values per image.
-    # channels_last makes the CPU max-pool several times faster (it vectorises over channels).
-    logits = heatmap_logits.float().contiguous(memory_format=torch.channels_last)
-    pooled = F.max_pool2d(logits, kernel_size=3, stride=1, padding=1)
-    peaks = torch.where(pooled == logits, logits, float("-inf"))  # (N, C, Ho, Wo)
-
-    # Top-K over classes and cells jointly: one location may emit several classes (e.g. a person on a horse,
-    # or an ambiguous object), as in the original CenterNet; a per-cell argmax over classes would drop them.
-    top_logits, top_index = peaks.reshape(num_images, num_classes * num_cells).topk(k, dim=1)  # (N, K)
-    scores = torch.sigmoid(top_logits)
-    labels = top_index // num_cells  # (N, K)
-    cells = top_index % num_cells  # (N, K) flattened y * Wo + x
-
+    scores, labels, cells = _top_peaks(heatmap_logits, k)  # (N, K) each
     gather_index = cells.unsqueeze(1).expand(num_images, 2, k)  # (N, 2, K)
     size_k = size.float().reshape(num_images, 2, num_cells).gather(2, gather_index)  # (N, 2, K)
     offset_k = offset.float().reshape(num_images, 2, num_cells).gather(2, gather_index)  # (N, 2, K)
@@ -71,6 +56,55 @@ def decode_detections(
     height = size_k[:, 1].clamp(min=0) * stride
     boxes = box_convert(torch.stack([centre_x, centre_y, width, height], dim=-1), "cxcywh", "xyxy")  # (N, K, 4)
     return {"boxes": boxes, "scores": scores, "labels": labels}
+
+
+def _top_peaks(heatmap_logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The K highest 3x3 local maxima of every image over all classes and cells.
+
+    Args:
+        heatmap_logits: (N, C, Ho, Wo) logits.
+        k: Peaks kept per image (at most C * Ho * Wo).
+
+    Returns:
+        ``scores`` (N, K) sigmoid probabilities in decreasing order (0 where an image has fewer than K peaks),
+        ``labels`` (N, K) int64 classes and ``cells`` (N, K) int64 flattened ``y * Wo + x``.
+    """
+    num_images, num_classes, out_h, out_w = heatmap_logits.shape
+    if num_images > 1 and not _exporting():
+        # One image at a time in eager mode: each pass over the maps then stays within the CPU caches, where the
+        # batched full-size temporaries (N * C * Ho * Wo floats each) made 8 images ~3x slower than 8 single
+        # ones. Every image's top-K is independent, so the result equals the batched one that exported graphs
+        # compute (their batch size is dynamic).
+        parts = [_top_peaks(heatmap_logits[i : i + 1], k) for i in range(num_images)]
+        return tuple(torch.cat(values) for values in zip(*parts, strict=True))  # type: ignore[return-value]
+    num_cells = out_h * out_w
+    # Peaks are found on the logits: sigmoid is monotonic, so the peaks and their ranking are the same as on
+    # probabilities, except that here logits that sigmoid rounds to the same float (e.g. 20 and 25 both give
+    # 1.0) are not mistaken for a plateau of equal peaks; and sigmoid then only runs on K values per image.
+    logits = heatmap_logits.float().contiguous()
+    peaks = torch.where(_max_3x3(logits) == logits, logits, float("-inf"))  # (N, C, Ho, Wo)
+    # Top-K over classes and cells jointly: one location may emit several classes (e.g. a person on a horse,
+    # or an ambiguous object), as in the original CenterNet; a per-cell argmax over classes would drop them.
+    top_logits, top_index = peaks.reshape(num_images, num_classes * num_cells).topk(k, dim=1)  # (N, K)
+    return torch.sigmoid(top_logits), top_index // num_cells, top_index % num_cells
+
+
+def _exporting() -> bool:
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+
+
+def _max_3x3(logits: Tensor) -> Tensor:
+    """Maximum of every cell's 3x3 neighbourhood, (N, C, H, W) -> (N, C, H, W); borders see -inf beyond the map.
+
+    Equal to ``F.max_pool2d(logits, 3, stride=1, padding=1)``. In eager mode it is computed as two separable
+    3-wide maxima (rows, then columns): on the CPU that is ~20x faster than max-pooling an NCHW map and ~4x
+    faster than converting it to channels_last and pooling there. Exported graphs keep the single MaxPool op.
+    """
+    if _exporting():
+        return F.max_pool2d(logits, kernel_size=3, stride=1, padding=1)
+    padded = F.pad(logits, (1, 1, 1, 1), value=float("-inf"))  # (N, C, H + 2, W + 2)
+    rows = torch.maximum(torch.maximum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])  # (N, C, H + 2, W)
+    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])  # (N, C, H, W)
 
 
 def split_detections(detections: dict[str, Tensor], score_threshold: float = 0.0) -> list[dict[str, Tensor]]:
@@ -118,13 +152,7 @@ def decode_ltrb_detections(
     num_images, num_classes, out_h, out_w = heatmap_logits.shape
     num_cells = out_h * out_w
     k = min(max_detections, num_classes * num_cells)
-    logits = heatmap_logits.float().contiguous(memory_format=torch.channels_last)
-    pooled = F.max_pool2d(logits, kernel_size=3, stride=1, padding=1)
-    peaks = torch.where(pooled == logits, logits, float("-inf"))  # (N, C, Ho, Wo)
-    top_logits, top_index = peaks.reshape(num_images, num_classes * num_cells).topk(k, dim=1)  # (N, K)
-    scores = torch.sigmoid(top_logits)
-    labels = top_index // num_cells
-    cells = top_index % num_cells  # (N, K) flattened y * Wo + x
+    scores, labels, cells = _top_peaks(heatmap_logits, k)  # (N, K) each
     distances = ltrb.float().reshape(num_images, 4, num_cells).gather(2, cells.unsqueeze(1).expand(-1, 4, -1))
     distances = distances.clamp(min=0).transpose(1, 2)  # (N, K, 4)
     points = torch.stack([cells % out_w, cells // out_w], dim=-1).float().repeat(1, 1, 2)  # (N, K, 4): x, y, x, y

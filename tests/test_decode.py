@@ -136,3 +136,14 @@ def test_split_keeps_scores_strictly_above_threshold():
     assert per_image[0]["scores"].tolist() == [0.75, 0.5] and per_image[0]["labels"].tolist() == [1, 2]
     assert per_image[0]["boxes"].shape == (2, 4) and per_image[1]["boxes"].shape == (0, 4)
     assert split_detections(detections, score_threshold=0.5)[0]["labels"].tolist() == [1]
+
+
+def test_separable_3x3_maximum_equals_max_pooling():
+    """The eager peak search (rows then columns) is the 3x3 max-pool that exported graphs run, borders included."""
+    from centernet.decode import _max_3x3
+
+    logits = torch.randn(2, 3, 7, 9, generator=torch.Generator().manual_seed(0))
+    logits[0, 0, 0, 0] = 50.0  # a corner peak: the padding must not count as a neighbour
+    expected = torch.nn.functional.max_pool2d(logits, kernel_size=3, stride=1, padding=1)
+    assert torch.equal(_max_3x3(logits), expected)
+    assert _max_3x3(logits)[0, 0, 1, 1] == 50.0 and _max_3x3(logits)[0, 0, 2, 2] < 50.0
