@@ -81,8 +81,15 @@ def _top_peaks(heatmap_logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     # Peaks are found on the logits: sigmoid is monotonic, so the peaks and their ranking are the same as on
     # probabilities, except that here logits that sigmoid rounds to the same float (e.g. 20 and 25 both give
     # 1.0) are not mistaken for a plateau of equal peaks; and sigmoid then only runs on K values per image.
-    logits = heatmap_logits.float().contiguous()
-    peaks = torch.where(_max_3x3(logits) == logits, logits, float("-inf"))  # (N, C, Ho, Wo)
+    if _exporting():
+        # Exported graphs run one MaxPool op; channels_last makes TorchScript's CPU max-pool several times faster
+        # (ONNX ignores the layout).
+        logits = heatmap_logits.float().contiguous(memory_format=torch.channels_last)
+        pooled = F.max_pool2d(logits, kernel_size=3, stride=1, padding=1)
+    else:
+        logits = heatmap_logits.float().contiguous()
+        pooled = _max_3x3(logits)
+    peaks = torch.where(pooled == logits, logits, float("-inf"))  # (N, C, Ho, Wo)
     # Top-K over classes and cells jointly: one location may emit several classes (e.g. a person on a horse,
     # or an ambiguous object), as in the original CenterNet; a per-cell argmax over classes would drop them.
     top_logits, top_index = peaks.reshape(num_images, num_classes * num_cells).topk(k, dim=1)  # (N, K)
@@ -98,11 +105,8 @@ def _max_3x3(logits: Tensor) -> Tensor:
 
     Equal to ``F.max_pool2d(logits, 3, stride=1, padding=1)``. In eager mode it is computed as two separable
     3-wide maxima (rows, then columns): on the CPU that is ~20x faster than max-pooling an NCHW map and ~4x
-    faster than converting it to channels_last and pooling there. Exported graphs keep a single MaxPool op.
+    faster than converting it to channels_last and pooling there.
     """
-    if _exporting():
-        # One MaxPool op; channels_last makes TorchScript's CPU max-pool several times faster (ONNX ignores it).
-        return F.max_pool2d(logits.contiguous(memory_format=torch.channels_last), kernel_size=3, stride=1, padding=1)
     padded = F.pad(logits, (1, 1, 1, 1), value=float("-inf"))  # (N, C, H + 2, W + 2)
     rows = torch.maximum(torch.maximum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])  # (N, C, H + 2, W)
     return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])  # (N, C, H, W)
