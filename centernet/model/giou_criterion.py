@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torchvision.ops import generalized_box_iou_loss
 
 from centernet.box_targets import render_box_targets
+from centernet.distributed import global_mean_count
 from centernet.losses import focal_loss_with_logits
 from centernet.targets import render_targets
 
@@ -109,9 +110,10 @@ class GIoUCriterion(nn.Module):
             target = box_targets.boxes.permute(0, 2, 3, 1)[positive]  # (P, 4)
             weight = box_targets.weight[positive]  # (P,)
             giou = generalized_box_iou_loss(pred, target, reduction="none")  # (P,)
-            box_loss = (weight * giou).sum() / weight.sum().clamp(min=1e-4)
+            # Under DDP both losses are normalised over the global batch (averaged per rank), as in CenterNetCriterion.
+            box_loss = (weight * giou).sum() / global_mean_count(weight.sum()).clamp(min=1e-4)
         losses = {
-            "heatmap": focal_loss_with_logits(heatmap, targets.heatmap, targets.mask.sum()),
+            "heatmap": focal_loss_with_logits(heatmap, targets.heatmap, global_mean_count(targets.mask.sum())),
             "box": box_loss,
         }
         losses["total"] = sum(self.weights[name] * losses[name] for name in self.weights)
