@@ -114,7 +114,8 @@ def test_presets_are_valid_lightning_configs(preset, monkeypatch):
     assert _parameters(cli.model.model) == _parameters(expected)
 
 
-def _export_and_compare(model: nn.Module, image: torch.Tensor, path, opset: int) -> None:
+def _export_and_compare(model: nn.Module, image: torch.Tensor, path, opset: int) -> list[str]:
+    """Export the raw maps, run them in ONNX Runtime, assert they match eager; returns the compared outputs."""
     import onnxruntime
 
     model.eval()
@@ -128,6 +129,7 @@ def _export_and_compare(model: nn.Module, image: torch.Tensor, path, opset: int)
     outputs = session.run(names, {"image": image.numpy()})
     for name, value in zip(names, outputs, strict=True):
         torch.testing.assert_close(torch.from_numpy(value), expected[name], rtol=1e-3, atol=1e-4)
+    return names
 
 
 # The DLA-34 exports take ~15 s each on two CPU cores: slow tests.
@@ -144,7 +146,8 @@ def test_presets_export_to_onnx_with_parity(preset, tmp_path):
             module.running_mean.uniform_(-0.2, 0.2)
             module.running_var.uniform_(0.5, 1.5)
     opset = 19 if "dcn" in preset else 17
-    _export_and_compare(model, torch.rand(1, 3, 64, 96), tmp_path / f"{preset}.onnx", opset)
+    compared = _export_and_compare(model, torch.rand(1, 3, 64, 96), tmp_path / f"{preset}.onnx", opset)
+    assert compared == (["heatmap", "ltrb"] if model.head_type == "ltrb" else ["heatmap", "size", "offset"])
 
 
 def test_deformable_model_below_opset_19_fails_naming_the_reason(tmp_path):
