@@ -1,9 +1,9 @@
-"""Train, validate or test a CenterNet from a YAML config: ``python train.py fit --config configs/demo.yaml``.
+"""Train a CenterNet from a YAML config: ``python train.py fit --config configs/demo.yaml``.
 
-The same as ``centernet fit --config ...``; kept as the project's original entry point.
+The same command line as ``centernet`` (``fit``, ``validate``, ``predict``, ...); kept as the original entry point.
 """
 
-from centernet.cli import main
+from centernet.cli import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -1,6 +1,6 @@
 """``python -m centernet`` runs the same command line as the ``centernet`` console script."""
 
-from .cli import main
+from .cli import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["console_main", "main"]
 
 _USAGE = """usage: centernet COMMAND [options]
 
@@ -65,5 +66,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2)
 
 
+def console_main() -> None:
+    """The console script: ``main`` with bad input reported as one line instead of a traceback.
+
+    Input errors (a bad config value, an unreadable or inconsistent data file, a missing path) raise ``ValueError``
+    or ``OSError`` with a message that names the file and what is wrong; that message is what the user needs.
+    Set ``CENTERNET_TRACEBACK=1`` to see the traceback too. Other exceptions keep their traceback.
+    """
+    try:
+        main()
+    except (ValueError, OSError) as error:
+        if os.environ.get("CENTERNET_TRACEBACK"):
+            raise
+        command = sys.argv[1] if len(sys.argv) > 1 else ""
+        print(f"centernet {command}: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -114,3 +114,18 @@ def test_help_lists_the_commands(capsys):
     main(["--help"])
     out = capsys.readouterr().out
     assert all(command in out for command in ("demo", "fit", "validate", "predict"))
+
+
+def test_console_script_reports_bad_input_in_one_line(monkeypatch, capsys):
+    from centernet.cli import console_main
+
+    monkeypatch.setattr(sys, "argv", ["centernet", "info", "--config", "no_such_config.yaml"])
+    monkeypatch.delenv("CENTERNET_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        console_main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("centernet info: error: no_such_config.yaml: no such config file") and "\n" not in err
+    monkeypatch.setenv("CENTERNET_TRACEBACK", "1")
+    with pytest.raises(FileNotFoundError, match="no_such_config.yaml"):
+        console_main()
