@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
+from timing import median_ms  # benchmarks/timing.py (the script's folder is on sys.path)
 from torch import Tensor, nn
 
 from centernet.decode import split_detections
@@ -56,17 +55,6 @@ class _DecodeOnly(nn.Module):
     def forward(self, heatmap: Tensor, size: Tensor, offset: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         detections = self.model.decode({"heatmap": heatmap, "size": size, "offset": offset})
         return detections["boxes"], detections["scores"], detections["labels"]
-
-
-def _median_ms(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def _export_parts(model: CenterNet, root: Path, size: int) -> dict[str, object]:
@@ -173,11 +161,11 @@ def _stages(name: str, detector: Detector, parts: dict, images: list[np.ndarray]
                 detector._finish(det, image.shape[:2], 0.3, None, 100)
 
         return {
-            "preprocess": _median_ms(preprocess, repeats),
-            "network": _median_ms(network, repeats),
-            "decode": _median_ms(decode, repeats),
-            "postprocess": _median_ms(postprocess, repeats),
-            "end-to-end": _median_ms(lambda: detector.predict(images, 0.3, batch_size=len(images)), repeats),
+            "preprocess": median_ms(preprocess, repeats),
+            "network": median_ms(network, repeats),
+            "decode": median_ms(decode, repeats),
+            "postprocess": median_ms(postprocess, repeats),
+            "end-to-end": median_ms(lambda: detector.predict(images, 0.3, batch_size=len(images)), repeats),
         }
 
 

@@ -11,29 +11,16 @@ others with opset 17. Usage:
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import onnxruntime
 import torch
+from timing import median_ms  # benchmarks/timing.py (the script's folder is on sys.path)
 
 from centernet.info import build_model_from_configs, count_flops, count_parameters
 
 PRESETS = ("resnet18", "resnet18_dcn", "dla34", "dla34_dcn", "mobilenetv3")
-
-
-def _median_ms(fn: Callable[[], object], warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def _onnx_session(model: torch.nn.Module, image: torch.Tensor, opset: int, folder: str) -> onnxruntime.InferenceSession:
@@ -68,11 +55,11 @@ def main() -> None:
         params, _ = count_parameters(model)
         gflops = count_flops(model, args.size) / 1e9
         with torch.no_grad():
-            eager = _median_ms(lambda: model(image), args.warmup, args.repeats)  # noqa: B023
+            eager = median_ms(lambda: model(image), args.repeats, args.warmup)  # noqa: B023
         with tempfile.TemporaryDirectory() as folder:
             session = _onnx_session(model, image, 19 if "dcn" in preset else 17, folder)
             feeds = {"image": image.numpy()}
-            ort = _median_ms(lambda: session.run(None, feeds), args.warmup, args.repeats)  # noqa: B023
+            ort = median_ms(lambda: session.run(None, feeds), args.repeats, args.warmup)  # noqa: B023
         rows.append(f"| {preset} | {params / 1e6:.2f} M | {gflops:.1f} | {eager:.0f} | {ort:.0f} |")
         print(rows[-1], flush=True)
     print("\n" + header + "\n" + "\n".join(rows))

@@ -27,7 +27,7 @@ from typing import Any
 
 import albumentations as A
 
-from centernet.data.transforms import BBOX_FORMAT, DetectionTransform, _black_pad, _check_image_size
+from centernet.data.transforms import DetectionTransform, _black_pad, _check_image_size, _compose_training
 
 __all__ = ["build_augmentations", "build_transform_from_config"]
 
@@ -48,23 +48,12 @@ def build_transform_from_config(
         A transform whose output image is always ``image_size`` x ``image_size``.
     """
     _check_image_size(image_size)
-    if not 0 <= min_visibility <= 1:
-        raise ValueError(f"min_visibility must be in [0, 1], got {min_visibility}")
     steps = [
         *build_augmentations(augmentations),
         A.LongestMaxSize(max_size=image_size),
         _black_pad(image_size, "top_left"),
     ]
-    bbox_params = A.BboxParams(
-        format=BBOX_FORMAT,
-        label_fields=["labels"],
-        min_visibility=min_visibility,
-        min_width=1.0,
-        min_height=1.0,
-        clip=True,
-        filter_invalid_bboxes=True,
-    )
-    return DetectionTransform(A.Compose(steps, bbox_params=bbox_params, strict=True))
+    return _compose_training(steps, min_visibility)
 
 
 def build_augmentations(augmentations: Sequence[dict[str, Any]], where: str = "augmentations") -> list[Any]:

@@ -110,8 +110,6 @@ def build_train_transform(
         raise ValueError(f"hflip_prob must be in [0, 1], got {hflip_prob}")
     if not 0 <= color_jitter < 1:
         raise ValueError(f"color_jitter must be in [0, 1), got {color_jitter}")
-    if not 0 <= min_visibility <= 1:
-        raise ValueError(f"min_visibility must be in [0, 1], got {min_visibility}")
     steps: list[A.BasicTransform] = [
         A.LongestMaxSize(max_size=image_size),
         A.RandomScale(scale_limit=(low - 1.0, high - 1.0), p=1.0),  # albumentations samples 1 + U(limit)
@@ -129,6 +127,15 @@ def build_train_transform(
                 p=1.0,
             )
         )
+    return _compose_training(steps, min_visibility)
+
+
+def _compose_training(steps: list[Any], min_visibility: float) -> DetectionTransform:
+    """The training pipeline around ``steps``: boxes clipped to the image, and dropped when a crop leaves less
+    than ``min_visibility`` of their area or less than a pixel of width or height. ``strict=True`` makes a
+    misspelt transform argument an error."""
+    if not 0 <= min_visibility <= 1:
+        raise ValueError(f"min_visibility must be in [0, 1], got {min_visibility}")
     bbox_params = A.BboxParams(
         format=BBOX_FORMAT,
         label_fields=["labels"],

@@ -9,9 +9,9 @@ from torch import Tensor, nn
 
 from centernet.distributed import global_mean_count
 from centernet.losses import focal_loss_with_logits, masked_l1_loss
-from centernet.targets import render_targets
+from centernet.targets import CenterNetTargets, render_targets
 
-__all__ = ["CenterNetCriterion"]
+__all__ = ["CenterNetCriterion", "heatmap_targets"]
 
 
 def _gather_at(maps: Tensor, indices: Tensor) -> Tensor:
@@ -84,21 +84,9 @@ class CenterNetCriterion(nn.Module):
             weighted sum (the value to backpropagate).
         """
         heatmap = outputs["heatmap"]
-        num_images, num_classes, out_h, out_w = heatmap.shape
-        if num_classes != self.num_classes:
-            raise ValueError(f"heatmap has {num_classes} channels but the criterion expects {self.num_classes}")
-        with torch.no_grad():
-            targets = render_targets(
-                batch["bboxes"],
-                batch["labels"],
-                batch["mask"],
-                self.num_classes,
-                (out_h, out_w),
-                stride=self.stride,
-                gaussian=self.gaussian,
-                alpha=self.alpha,
-                min_overlap=self.min_overlap,
-            )
+        targets = heatmap_targets(
+            heatmap, batch, self.num_classes, self.stride, self.gaussian, self.alpha, self.min_overlap
+        )
         losses = {
             # Under DDP: the objects of the global batch (averaged per rank), as DETR and torchvision do.
             "heatmap": focal_loss_with_logits(heatmap, targets.heatmap, global_mean_count(targets.mask.sum())),
@@ -107,3 +95,36 @@ class CenterNetCriterion(nn.Module):
         }
         losses["total"] = sum(self.weights[name] * losses[name] for name in self.weights)
         return losses
+
+
+def heatmap_targets(
+    heatmap: Tensor,
+    batch: Mapping[str, Tensor],
+    num_classes: int,
+    stride: int,
+    gaussian: str,
+    alpha: float,
+    min_overlap: float,
+) -> CenterNetTargets:
+    """Ground truth for a predicted heatmap (N, C, Ho, Wo), rendered without gradients at its size.
+
+    Shared by every criterion: the heatmap's focal loss is the same whatever the box head.
+
+    Raises:
+        ValueError: the heatmap does not have ``num_classes`` channels.
+    """
+    _, channels, out_h, out_w = heatmap.shape
+    if channels != num_classes:
+        raise ValueError(f"heatmap has {channels} channels but the criterion expects {num_classes}")
+    with torch.no_grad():
+        return render_targets(
+            batch["bboxes"],
+            batch["labels"],
+            batch["mask"],
+            num_classes,
+            (out_h, out_w),
+            stride=stride,
+            gaussian=gaussian,
+            alpha=alpha,
+            min_overlap=min_overlap,
+        )

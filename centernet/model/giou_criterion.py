@@ -11,7 +11,7 @@ from torchvision.ops import generalized_box_iou_loss
 from centernet.box_targets import render_box_targets
 from centernet.distributed import global_mean_count
 from centernet.losses import focal_loss_with_logits
-from centernet.targets import render_targets
+from centernet.model.criterion import heatmap_targets
 
 __all__ = ["GIoUCriterion", "ltrb_to_boxes"]
 
@@ -85,21 +85,11 @@ class GIoUCriterion(nn.Module):
             Dict of float32 scalars: unweighted ``heatmap`` and ``box`` losses and their weighted sum ``total``.
         """
         heatmap = outputs["heatmap"]
-        _, num_classes, out_h, out_w = heatmap.shape
-        if num_classes != self.num_classes:
-            raise ValueError(f"heatmap has {num_classes} channels but the criterion expects {self.num_classes}")
+        out_h, out_w = heatmap.shape[-2:]
+        targets = heatmap_targets(
+            heatmap, batch, self.num_classes, self.stride, self.gaussian, self.alpha, self.min_overlap
+        )
         with torch.no_grad():
-            targets = render_targets(
-                batch["bboxes"],
-                batch["labels"],
-                batch["mask"],
-                self.num_classes,
-                (out_h, out_w),
-                stride=self.stride,
-                gaussian=self.gaussian,
-                alpha=self.alpha,
-                min_overlap=self.min_overlap,
-            )
             box_targets = render_box_targets(
                 batch["bboxes"], batch["mask"], (out_h, out_w), self.stride, self.alpha, self.box_sampling
             )
