@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .model import CenterNet
+from .model.fusion import fold_batchnorm as fold_batchnorm_into_convs
 
 __all__ = ["Backend", "EagerBackend", "OnnxRuntimeBackend", "TorchScriptBackend"]
 
@@ -39,23 +40,32 @@ class EagerBackend(Backend):
         model: The network (put in eval mode).
         device: Where it runs.
         half: Run in float16 (CUDA only).
-        channels_last: Feed channels-last inputs (faster convolutions on CPU).
+        channels_last: Run in channels-last memory format; ``None``: on the CPU, where its convolutions are faster.
+        fold_batchnorm: Run a copy of the model with BatchNorm folded into the preceding convolutions (same
+            outputs, ~10% faster); ``model`` itself is left as it is.
     """
 
     name = "eager"
 
     def __init__(
-        self, model: CenterNet, device: str | torch.device = "cpu", half: bool = False, channels_last: bool = False
+        self,
+        model: CenterNet,
+        device: str | torch.device = "cpu",
+        half: bool = False,
+        channels_last: bool | None = None,
+        fold_batchnorm: bool = True,
     ) -> None:
         self.device = torch.device(device)
         if half and self.device.type != "cuda":
             raise ValueError(f"half precision needs a CUDA device, got device={str(self.device)!r}")
         self.model = model.eval().to(self.device)
+        if fold_batchnorm:
+            self.model, _ = fold_batchnorm_into_convs(self.model, torch.rand(1, 3, 64, 64, device=self.device))
         self.half = half
-        self.channels_last = channels_last
+        self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
         if half:
             self.model.half()
-        if channels_last:
+        if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
 
     def _input(self, images: Tensor) -> Tensor:
@@ -135,6 +145,7 @@ class OnnxRuntimeBackend(Backend):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise ValueError(f"{path}: device {device} asked but this onnxruntime has no CUDA provider")
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
+        self.path = Path(path)
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.dynamic = dynamic

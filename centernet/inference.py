@@ -30,6 +30,7 @@ from .evaluation import coco_results
 from .export import read_metadata
 from .lightning_module import CenterNetModule
 from .model import CenterNet
+from .onnx_cache import cached_onnx_export
 from .sources import IMAGE_SUFFIXES, as_rgb, expand_inputs, list_images, read_rgb
 from .tta import class_aware_nms, merge_flipped_maps
 from .viz import draw_detections
@@ -96,7 +97,8 @@ class Detector:
         image_size: Side of the square network input in resize mode (a multiple of 32).
         device: Where the network runs.
         half: float16 inference (CUDA only; a clear error elsewhere).
-        channels_last: Run the eager model in channels-last memory format (faster on CPU).
+        channels_last: Run the eager model in channels-last memory format; ``None``: on the CPU, where it is
+            faster (see ``benchmarks/compare.py``).
     """
 
     def __init__(
@@ -107,7 +109,7 @@ class Detector:
         image_size: int,
         device: str | torch.device = "cpu",
         half: bool = False,
-        channels_last: bool = False,
+        channels_last: bool | None = None,
     ) -> None:
         if image_size % _STRIDE_MULTIPLE:
             raise ValueError(f"image_size must be a multiple of {_STRIDE_MULTIPLE}, got {image_size}")
@@ -133,11 +135,23 @@ class Detector:
         device: str | torch.device = "cpu",
         image_size: int | None = None,
         half: bool = False,
-        channels_last: bool = False,
+        channels_last: bool | None = None,
+        backend: str = "eager",
     ) -> Detector:
-        """Load a Lightning checkpoint written by ``centernet fit``; ``image_size`` defaults to the training size."""
+        """Load a Lightning checkpoint written by ``centernet fit``; ``image_size`` defaults to the training size.
+
+        ``backend="eager"`` runs the PyTorch model (``half`` and ``channels_last`` apply to it);
+        ``"onnxruntime"`` exports the checkpoint to ONNX once (cached, see :mod:`centernet.onnx_cache`) and runs
+        it on ONNX Runtime, the fastest CPU path.
+        """
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: checkpoint not found")
+        if backend == "onnxruntime":
+            if half:
+                raise ValueError("half precision applies to the eager backend only")
+            return cls.from_exported(cached_onnx_export(path, image_size), device, image_size)
+        if backend != "eager":
+            raise ValueError(f"backend must be 'eager' or 'onnxruntime' for a checkpoint, got {backend!r}")
         module = CenterNetModule.load_from_checkpoint(str(path), map_location="cpu")
         size = image_size or module.hparams.image_size
         return cls(module.model, module.class_names, module.category_ids, size, device, half, channels_last)

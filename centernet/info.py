@@ -28,7 +28,6 @@ from .model import CenterNet
 __all__ = ["build_model_from_configs", "count_flops", "count_parameters", "run_info"]
 
 
-
 @register_flop_formula(torch.ops.torchvision.deform_conv2d)
 def _deform_conv2d_flops(input_shape, weight_shape, offset_shape, *args, out_shape=None, **kwargs) -> int:
     """FLOPs of ``torchvision::deform_conv2d``: the convolution's 2 * MACs, plus 9 per sampled input value.

@@ -9,12 +9,15 @@ or frame in ``labels/`` (``label cx cy w h score``, relative coordinates, contig
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from rich.progress import Progress
 
 from .inference import Detector, Prediction
@@ -31,13 +34,18 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--backend", choices=("auto", "eager", "onnxruntime", "torchscript"), default="auto",
-        help="auto: eager for .ckpt, onnxruntime for .onnx, torchscript for .torchscript/.pt",
+        help="auto: for a .ckpt, ONNX Runtime on the CPU (the fastest there; exported once and cached) unless "
+        "--flip or --keep-resolution need the eager model, eager elsewhere; onnxruntime for .onnx, torchscript for "
+        ".torchscript/.pt",
     )  # fmt: skip
     parser.add_argument("--image-size", type=int, default=None, help="network input side (default: training size)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--half", action="store_true", help="float16 inference (CUDA only)")
-    parser.add_argument("--channels-last", action="store_true", help="channels-last eager model (faster on CPU)")
+    parser.add_argument(
+        "--channels-last", action=argparse.BooleanOptionalAction, default=None,
+        help="channels-last eager model (default: on the CPU, where it is faster)",
+    )  # fmt: skip
     parser.add_argument(
         "--keep-resolution", action="store_true", help="each image at its own size padded to a multiple of 32"
     )
@@ -49,20 +57,54 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_detector(args: argparse.Namespace) -> Detector:
-    """The detector the shared options describe; ``--backend`` must agree with the file's suffix."""
+    """The detector the shared options describe; ``--backend`` must agree with the file's suffix.
+
+    A checkpoint runs on the eager model or, exported on the fly (cached), on ONNX Runtime; exported files run on
+    the runtime of their format.
+    """
     path = Path(args.checkpoint)
     suffix = path.suffix.lower()
+    if suffix == ".ckpt" and args.backend in ("auto", "eager", "onnxruntime"):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: checkpoint not found")
+        if _checkpoint_backend(args) == "onnxruntime":
+            try:
+                return Detector.from_checkpoint(path, args.device, args.image_size, backend="onnxruntime")
+            except Exception as error:  # noqa: BLE001 - whatever stops the export, the eager model still runs
+                if args.backend == "onnxruntime":
+                    raise
+                print(f"centernet: no ONNX export of {path} ({error}); running the eager model", file=sys.stderr)
+        return Detector.from_checkpoint(path, args.device, args.image_size, args.half, args.channels_last)
     expected = {".ckpt": "eager", ".onnx": "onnxruntime"}.get(suffix, "torchscript")
     if args.backend not in ("auto", expected):
         raise SystemExit(
             f"centernet: --backend {args.backend} cannot run {path} ({suffix} files run on {expected}); "
             "export the checkpoint with `centernet export` first"
         )
-    if expected == "eager":
-        return Detector.from_checkpoint(path, args.device, args.image_size, args.half, args.channels_last)
     if args.half:
         raise SystemExit(f"centernet: --half applies to the eager backend only, not to {path}")
     return Detector.from_exported(path, args.device, args.image_size)
+
+
+def _checkpoint_backend(args: argparse.Namespace) -> str:
+    """The backend ``--backend auto|onnxruntime`` means for a checkpoint.
+
+    ``auto`` is ONNX Runtime where it is the fastest (CPU, see ``benchmarks/compare.py``) and the options allow
+    it: ``--flip`` needs the eager model's raw maps, ``--keep-resolution`` inputs of any size (the exported K is
+    fixed at the export size), ``--half`` and ``--channels-last`` are eager settings.
+    """
+    eager_only = {"--flip": args.flip, "--keep-resolution": args.keep_resolution, "--half": args.half,
+                  "--channels-last": args.channels_last is not None}  # fmt: skip
+    if args.backend == "eager":
+        return "eager"
+    if args.backend == "onnxruntime":
+        used = [option for option, value in eager_only.items() if value]
+        if used:
+            raise SystemExit(f"centernet: {', '.join(used)} cannot run on onnxruntime; use --backend eager")
+        return "onnxruntime"
+    if torch.device(args.device).type != "cpu" or any(eager_only.values()):
+        return "eager"
+    return "onnxruntime" if importlib.util.find_spec("onnxruntime") else "eager"
 
 
 def predict_options(args: argparse.Namespace) -> dict[str, object]:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from centernet.data import CenterNetDataModule, ensure_shapes_dataset
 
 # A CenterNet small enough to train for a few steps in seconds on two CPU cores.
 TINY_MODEL = {"backbone": "resnet18", "neck": "lateral", "neck_channels": (32, 32, 32), "head_channels": 32}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Point ``$CENTERNET_CACHE`` (ONNX exports of checkpoints, datasets) at a folder of this test run."""
+    previous = os.environ.get("CENTERNET_CACHE")
+    os.environ["CENTERNET_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("CENTERNET_CACHE", None)
+    else:
+        os.environ["CENTERNET_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")

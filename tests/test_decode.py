@@ -147,3 +147,44 @@ def test_separable_3x3_maximum_equals_max_pooling():
     expected = torch.nn.functional.max_pool2d(logits, kernel_size=3, stride=1, padding=1)
     assert torch.equal(_max_3x3(logits), expected)
     assert _max_3x3(logits)[0, 0, 1, 1] == 50.0 and _max_3x3(logits)[0, 0, 2, 2] < 50.0
+
+
+def _reference_top_peaks(logits: torch.Tensor, k: int):
+    """The textbook decoding: 3x3 max-pool, -inf at non-peaks, one top-K over all classes and cells."""
+    pooled = torch.nn.functional.max_pool2d(logits, kernel_size=3, stride=1, padding=1)
+    peaks = torch.where(pooled == logits, logits, float("-inf")).flatten(1)
+    values, index = peaks.topk(k, dim=1)
+    cells = logits.shape[2] * logits.shape[3]
+    return torch.sigmoid(values), index // cells, index % cells
+
+
+def test_fast_peak_search_equals_the_textbook_decoding():
+    """Peak ranking by arithmetic and the chunked top-K select exactly the peaks of max-pool + where + topk."""
+    from centernet.decode import _top_peaks
+
+    logits = torch.randn(3, 5, 32, 40, generator=torch.Generator().manual_seed(1)) * 3
+    # A neighbour larger by one float step: the smaller cell is not a peak, however small the gap.
+    logits[1, 2, 10, 10] = 30.0
+    logits[1, 2, 10, 11] = torch.nextafter(torch.tensor(30.0), torch.tensor(31.0))
+    for k in (100, 700):  # 5 * 32 * 40 / 8 = 800 values per chunk: both use the chunked top-K
+        scores, labels, cells = _top_peaks(logits, k)
+        expected_scores, expected_labels, expected_cells = _reference_top_peaks(logits, k)
+        peaks = expected_scores > 0  # beyond the last peak the reference order among -inf is arbitrary
+        assert torch.equal(scores > 0, peaks)
+        assert torch.equal(scores[peaks], expected_scores[peaks])
+        assert torch.equal(labels[peaks], expected_labels[peaks]) and torch.equal(cells[peaks], expected_cells[peaks])
+    scores, labels, cells = _top_peaks(logits[1:2], 5)
+    assert (labels[0, 0], cells[0, 0]) == (2, 10 * 40 + 11) and 10 * 40 + 10 not in cells[labels == 2].tolist()
+
+
+def test_chunked_top_k_equals_top_k():
+    from centernet.decode import _topk_rows
+
+    values = torch.randn(4, 8 * 300, generator=torch.Generator().manual_seed(2))
+    values[0, :600] = values[0, :600] + 10  # all of row 0's top-K in its first two chunks
+    for k in (1, 100, 300):
+        top, index = _topk_rows(values, k)
+        expected_top, expected_index = values.topk(k, dim=1)
+        assert torch.equal(top, expected_top) and torch.equal(index, expected_index)
+    top, index = _topk_rows(values[:, :7], 3)  # not divisible into chunks: plain top-K
+    assert torch.equal(index, values[:, :7].topk(3, dim=1).indices)

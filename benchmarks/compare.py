@@ -1,0 +1,425 @@
+"""CenterNet against the torchvision detectors a user would pick instead, every row measured in this one run.
+
+All models have random weights and 80 classes (SSDlite: 80 + background) and see 512x512 RGB images (SSDlite
+resizes them to its fixed 320x320); every number is the median of ``--repeats`` runs after ``--warmup``.
+
+1. Inference end to end, batch 1 and 8: uint8 HxWx3 images in, boxes in original pixels out. CenterNet goes
+   through ``Detector.predict`` (letterbox, network, peak decoding, mapping back); torchvision models through
+   their own ``forward`` (normalise, resize, network, box decoding, NMS, mapping back).
+   With random weights torchvision's heads score every anchor/location at their prior (~0.01), below their
+   score thresholds, so their NMS runs on almost nothing: a trained model's NMS would cost more. CenterNet's
+   decoding costs the same whatever the scores.
+2. One training step (forward, loss, backward, AdamW step) in images/s at ``--train-batch`` with 8 objects per
+   image (COCO's mean is 7.3). torchvision's ResNet FPN backbones use FrozenBatchNorm2d, their default;
+   CenterNet trains its BatchNorms.
+3. Rendering CenterNet's training targets for 16 images at 512x512 with 50 objects each, against the time of
+   one CenterNet training step on that batch; and peak decoding against the network time.
+4. COCO box evaluation of 5,000 synthetic images with 100 detections each: pycocotools against the evaluator
+   that ``centernet validate`` uses (faster-coco-eval) and the one validation during training uses
+   (torchmetrics' MeanAveragePrecision on faster-coco-eval); the AP each reports is printed to show they agree.
+
+Usage:
+
+    python benchmarks/compare.py                                  # the whole table on the CPU
+    python benchmarks/compare.py --device cuda --precision bf16   # on a GPU, bf16 autocast
+    python benchmarks/compare.py --sections inference --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.models import resnet18
+from torchvision.models.detection import FCOS, RetinaNet, ssdlite320_mobilenet_v3_large
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+from centernet.backends import EagerBackend, OnnxRuntimeBackend
+from centernet.export import export_onnx
+from centernet.inference import Detector
+from centernet.info import build_model_from_configs
+from centernet.model import CenterNet
+from centernet.targets import render_targets
+
+NUM_CLASSES = 80
+SIZE = 512
+SECTIONS = ("inference", "training", "targets", "evaluation")
+
+
+# ---------------------------------------------------------------------------------------------------- timing
+class Timer:
+    """Median wall time of a call after warm-up, synchronising CUDA so GPU work is counted."""
+
+    def __init__(self, device: torch.device, repeats: int, warmup: int, precision: str) -> None:
+        self.device, self.repeats, self.warmup, self.precision = device, repeats, warmup, precision
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def median_ms(self, fn: Callable[[], object], repeats: int | None = None, warmup: int | None = None) -> float:
+        def call() -> None:
+            with self.autocast():
+                fn()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+
+        for _ in range(self.warmup if warmup is None else warmup):
+            call()
+        times = []
+        for _ in range(self.repeats if repeats is None else repeats):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        return 1000 * statistics.median(times)
+
+
+# ---------------------------------------------------------------------------------------------------- models
+def _resnet18_fpn() -> nn.Module:
+    """ResNet-18 with an FPN over C3-C5 plus P6/P7 from P5: torchvision's FCOS/RetinaNet layout on ResNet-18."""
+    return _resnet_fpn_extractor(resnet18(), 5, returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
+
+
+def fcos_r18() -> nn.Module:
+    return FCOS(_resnet18_fpn(), num_classes=NUM_CLASSES, min_size=SIZE, max_size=SIZE)
+
+
+def retinanet_r18() -> nn.Module:
+    return RetinaNet(_resnet18_fpn(), num_classes=NUM_CLASSES, min_size=SIZE, max_size=SIZE)
+
+
+def ssdlite() -> nn.Module:
+    return ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=NUM_CLASSES + 1)
+
+
+def centernet_r18() -> CenterNet:
+    return CenterNet(NUM_CLASSES, backbone="resnet18")  # the paper's plain upsampling neck (256, 128, 64)
+
+
+def centernet_mobilenetv3() -> CenterNet:
+    model, _ = build_model_from_configs(["mobilenetv3"], NUM_CLASSES)
+    return model
+
+
+# ------------------------------------------------------------------------------------------------- inference
+def _centernet_detectors(
+    name: str, model: CenterNet, device: torch.device, folder: Path
+) -> Iterator[tuple[str, Detector]]:
+    names, ids = [str(i) for i in range(NUM_CLASSES)], list(range(1, NUM_CLASSES + 1))
+    model = model.eval()
+    eager = EagerBackend(copy.deepcopy(model), device, channels_last=False)
+    yield f"{name} eager", Detector(eager, names, ids, SIZE)
+    channels_last = EagerBackend(copy.deepcopy(model), device, channels_last=True)
+    yield f"{name} eager channels_last", Detector(channels_last, names, ids, SIZE)
+    if device.type == "cpu":
+        path = export_onnx(model, folder / f"{name}.onnx", names, ids, SIZE, dynamic=True)
+        yield f"{name} ONNX Runtime", Detector(OnnxRuntimeBackend(path), names, ids, SIZE)
+
+
+def _torchvision_runner(model: nn.Module, device: torch.device) -> Callable[[list[np.ndarray]], list[dict]]:
+    model = model.eval().to(device)
+
+    @torch.inference_mode()
+    def run(images: list[np.ndarray]) -> list[dict]:
+        tensors = [torch.from_numpy(image).to(device).permute(2, 0, 1).float().div_(255) for image in images]
+        return [{key: value.float().cpu().numpy() for key, value in out.items()} for out in model(tensors)]
+
+    return run
+
+
+def inference_section(timer: Timer, batches: list[int], folder: Path) -> tuple[list[str], dict]:
+    device = timer.device
+    runners: dict[str, Callable[[list[np.ndarray]], object]] = {}
+    torch.manual_seed(0)
+    for label, model in (("CenterNet-R18", centernet_r18()), ("CenterNet-MobileNetV3", centernet_mobilenetv3())):
+        for name, detector in _centernet_detectors(label, model, device, folder):
+            runners[name] = lambda images, d=detector: d.predict(images, 0.3, batch_size=len(images))
+    runners["FCOS-R18-FPN"] = _torchvision_runner(fcos_r18(), device)
+    fcos_channels_last = fcos_r18().to(memory_format=torch.channels_last)
+    runners["FCOS-R18-FPN channels_last"] = _torchvision_runner(fcos_channels_last, device)
+    runners["RetinaNet-R18-FPN"] = _torchvision_runner(retinanet_r18(), device)
+    runners["SSDlite320-MobileNetV3"] = _torchvision_runner(ssdlite(), device)
+
+    rng = np.random.default_rng(0)
+    results: dict[tuple[str, int], float] = {}
+    for batch in batches:
+        images = [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(batch)]
+        for name, run in runners.items():
+            results[name, batch] = timer.median_ms(lambda r=run, i=images: r(i))
+            print(f"  inference {name:<34} batch {batch}: {results[name, batch]:8.1f} ms", flush=True)
+    lines = ["| inference, end to end | " + " | ".join(f"batch {b} (ms)" for b in batches) + " | vs FCOS |"]
+    lines.append("| --- |" + " ---: |" * (len(batches) + 1))
+    for name in runners:
+        ratios = "/".join(f"{results[name, b] / results['FCOS-R18-FPN', b]:.2f}x" for b in batches)
+        lines.append(f"| {name} | " + " | ".join(f"{results[name, b]:.1f}" for b in batches) + f" | {ratios} |")
+    return lines, results
+
+
+def decode_share(timer: Timer, batches: list[int]) -> list[str]:
+    """Peak decoding against the network time of the eager CenterNet-R18 (channels_last, BatchNorm folded)."""
+    torch.manual_seed(0)
+    backend = EagerBackend(centernet_r18(), timer.device, channels_last=True)
+    lines = ["| CenterNet-R18 eager | network (ms) | decode (ms) | decode / network |", "| --- | ---: | ---: | ---: |"]
+    for batch in batches:
+        images = torch.rand(batch, 3, SIZE, SIZE)
+        network = timer.median_ms(lambda i=images: backend.maps(i))
+        maps = backend.maps(images)
+        decode = timer.median_ms(lambda m=maps: backend.decode(m), repeats=max(20, timer.repeats))
+        print(f"  decode batch {batch}: {decode:.2f} ms, network {network:.1f} ms", flush=True)
+        lines.append(f"| batch {batch} | {network:.1f} | {decode:.2f} | {100 * decode / network:.1f}% |")
+    return lines
+
+
+# -------------------------------------------------------------------------------------------------- training
+def _synthetic_boxes(batch: int, objects: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, objects, 4) cx, cy, w, h relative boxes inside the image and (batch, objects) labels."""
+    sizes = torch.rand(batch, objects, 2, generator=generator) * 0.3 + 0.02
+    centres = sizes / 2 + torch.rand(batch, objects, 2, generator=generator) * (1 - sizes)
+    labels = torch.randint(0, NUM_CLASSES, (batch, objects), generator=generator)
+    return torch.cat([centres, sizes], dim=-1), labels
+
+
+def _centernet_step(model: CenterNet, batch: dict, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    def step() -> None:
+        loss = model.compute_loss(model(batch["image"]), batch)["total"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def _centernet_batch(batch: int, objects: int, device: torch.device) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    bboxes, labels = _synthetic_boxes(batch, objects, generator)
+    return {
+        "image": torch.rand(batch, 3, SIZE, SIZE, generator=generator).to(device),
+        "bboxes": bboxes.to(device),
+        "labels": labels.to(device),
+        "mask": torch.ones(batch, objects, device=device),
+    }
+
+
+def training_section(timer: Timer, batch: int) -> tuple[list[str], dict[str, float]]:
+    device = timer.device
+    data = _centernet_batch(batch, 8, device)
+    xyxy = torch.cat([data["bboxes"][..., :2] - data["bboxes"][..., 2:] / 2,
+                      data["bboxes"][..., :2] + data["bboxes"][..., 2:] / 2], dim=-1) * SIZE  # fmt: skip
+    images = list(data["image"])
+    targets = [{"boxes": xyxy[i], "labels": data["labels"][i]} for i in range(batch)]
+    results: dict[str, float] = {}
+    torch.manual_seed(0)
+    for name, build in (("CenterNet-R18", centernet_r18), ("FCOS-R18-FPN", fcos_r18),
+                        ("RetinaNet-R18-FPN", retinanet_r18)):  # fmt: skip
+        model = build().to(device).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        if isinstance(model, CenterNet):
+            step = _centernet_step(model, data, optimizer)
+        else:
+
+            def step(model: nn.Module = model, optimizer: torch.optim.Optimizer = optimizer) -> None:
+                loss = sum(model(images, targets).values())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+        milliseconds = timer.median_ms(step, warmup=max(1, timer.warmup))
+        results[name] = 1000 * batch / milliseconds
+        print(f"  training {name:<20} batch {batch}: {milliseconds:8.0f} ms, {results[name]:.2f} images/s", flush=True)
+        del model, optimizer
+    lines = [f"| training step, batch {batch} | images/s | vs FCOS |", "| --- | ---: | ---: |"]
+    lines += [f"| {n} | {v:.2f} | {v / results['FCOS-R18-FPN']:.2f}x |" for n, v in results.items()]
+    return lines, results
+
+
+def targets_section(timer: Timer) -> list[str]:
+    """Target rendering for 16 images with 50 objects each, against a CenterNet-R18 step on the same batch."""
+    device = timer.device
+    data = _centernet_batch(16, 50, device)
+    out = SIZE // 4
+
+    def render() -> None:
+        render_targets(data["bboxes"], data["labels"], data["mask"], NUM_CLASSES, (out, out))
+
+    rendering = timer.median_ms(render)
+    torch.manual_seed(0)
+    model = centernet_r18().to(device).train()
+    step = _centernet_step(model, data, torch.optim.AdamW(model.parameters(), lr=1e-4))
+    step_ms = timer.median_ms(step, repeats=max(1, timer.repeats // 2), warmup=1)
+    print(f"  targets: {rendering:.2f} ms, step {step_ms:.0f} ms", flush=True)
+    return [
+        f"| target rendering, 16 images x 50 objects at {SIZE} | rendering (ms) | training step (ms) | share |",
+        "| --- | ---: | ---: | ---: |",
+        f"| CenterNet-R18, batch 16 | {rendering:.2f} | {step_ms:.0f} | {100 * rendering / step_ms:.2f}% |",
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def synthetic_coco(images: int, detections: int, seed: int = 0) -> tuple[dict, list[dict]]:
+    """A COCO ground truth (about 7 boxes per 640x480 image) and ``detections`` scored results per image.
+
+    Half of the results are jittered copies of true boxes, the rest random, so AP is neither 0 nor 1.
+    """
+    rng = np.random.default_rng(seed)
+    categories = [{"id": i, "name": str(i)} for i in range(1, NUM_CLASSES + 1)]
+    image_entries, annotations, results = [], [], []
+    for image_id in range(1, images + 1):
+        image_entries.append({"id": image_id, "file_name": f"{image_id}.jpg", "width": 640, "height": 480})
+        count = int(rng.integers(1, 14))
+        wh = rng.uniform(8, 200, (count, 2))
+        xy = rng.uniform(0, 1, (count, 2)) * (np.array([640, 480]) - wh)
+        labels = rng.integers(1, NUM_CLASSES + 1, count)
+        for box_xy, box_wh, label in zip(xy, wh, labels, strict=True):
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(label),
+                                "bbox": [*box_xy.tolist(), *box_wh.tolist()], "area": float(box_wh.prod()),
+                                "iscrowd": 0})  # fmt: skip
+        true = rng.integers(0, count, detections // 2)
+        jitter = rng.normal(0, 0.1, (len(true), 4)) * np.concatenate([wh[true], wh[true]], axis=1)
+        misses = detections - len(true)
+        random_boxes = np.concatenate([rng.uniform(0, 560, (misses, 2)), rng.uniform(8, 200, (misses, 2))], axis=1)
+        boxes = np.concatenate([np.concatenate([xy[true], wh[true]], axis=1) + jitter, random_boxes])
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], 1.0)
+        classes = np.concatenate([labels[true], rng.integers(1, NUM_CLASSES + 1, detections - len(true))])
+        scores = rng.uniform(0, 1, detections)
+        for box, label, score in zip(boxes.tolist(), classes.tolist(), scores.tolist(), strict=True):
+            results.append({"image_id": image_id, "category_id": label, "bbox": box, "score": score})
+    return {"images": image_entries, "annotations": annotations, "categories": categories}, results
+
+
+def _pycocotools(ground_truth: dict, results: list[dict]) -> float:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(None):
+        gt = COCO()
+        gt.dataset = copy.deepcopy(ground_truth)
+        gt.createIndex()
+        evaluator = COCOeval(gt, gt.loadRes(copy.deepcopy(results)), iouType="bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return float(evaluator.stats[0])
+
+
+def _validate_evaluator(ground_truth: dict, results: list[dict]) -> float:
+    from centernet.evaluation import evaluate_coco
+
+    return evaluate_coco(ground_truth, results).metrics["map"]
+
+
+def _training_metric(ground_truth: dict, results: list[dict]) -> float:
+    """torchmetrics' MeanAveragePrecision as validation during training feeds it: tensors per image."""
+    from centernet.evaluation import build_coco_metric
+
+    by_image: dict[int, list[dict]] = {}
+    for result in results:
+        by_image.setdefault(result["image_id"], []).append(result)
+    truth: dict[int, list[dict]] = {}
+    for annotation in ground_truth["annotations"]:
+        truth.setdefault(annotation["image_id"], []).append(annotation)
+
+    def xyxy(entries: list[dict]) -> torch.Tensor:
+        boxes = torch.tensor([entry["bbox"] for entry in entries], dtype=torch.float32).reshape(-1, 4)
+        return torch.cat([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], dim=1)
+
+    predictions, targets = [], []
+    for image in ground_truth["images"]:
+        mine, theirs = by_image.get(image["id"], []), truth.get(image["id"], [])
+        predictions.append({"boxes": xyxy(mine), "scores": torch.tensor([r["score"] for r in mine]),
+                            "labels": torch.tensor([r["category_id"] for r in mine])})  # fmt: skip
+        targets.append({"boxes": xyxy(theirs), "labels": torch.tensor([a["category_id"] for a in theirs])})
+    metric = build_coco_metric()
+    start = time.perf_counter()
+    metric.update(predictions, targets)
+    value = float(metric.compute()["map"])
+    _training_metric.seconds = time.perf_counter() - start  # type: ignore[attr-defined]
+    return value
+
+
+def evaluation_section(images: int, detections: int) -> list[str]:
+    ground_truth, results = synthetic_coco(images, detections)
+    print(f"  evaluation: {images} images, {len(ground_truth['annotations'])} boxes, {len(results)} detections")
+    lines = [f"| COCO evaluation, {images} images x {detections} detections | seconds | AP | vs pycocotools |",
+             "| --- | ---: | ---: | ---: |"]  # fmt: skip
+    baseline = None
+    for name, evaluate in (("pycocotools", _pycocotools),
+                           ("faster-coco-eval (`centernet validate`)", _validate_evaluator),
+                           ("torchmetrics + faster-coco-eval (validation in `fit`)", _training_metric)):  # fmt: skip
+        start = time.perf_counter()
+        ap = evaluate(ground_truth, results)
+        seconds = getattr(evaluate, "seconds", time.perf_counter() - start)
+        baseline = baseline or seconds
+        print(f"  evaluation {name}: {seconds:.1f} s, AP {ap:.4f}", flush=True)
+        lines.append(f"| {name} | {seconds:.1f} | {ap:.4f} | {seconds / baseline:.2f}x |")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------------------ main
+def _machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    import onnxruntime
+
+    return (f"{platform.machine()} CPU, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), "
+            f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast, all models")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="inference batch sizes")
+    parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--eval-images", type=int, default=5000)
+    parser.add_argument("--eval-detections", type=int, default=100)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.set_num_threads(os.cpu_count() or 1)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    warnings.filterwarnings("ignore", category=UserWarning)
+    timer = Timer(device, args.repeats, args.warmup, args.precision)
+    tables: list[list[str]] = []
+    ratios: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="centernet-compare-") as folder:
+        if "inference" in args.sections:
+            lines, inference = inference_section(timer, args.batch, Path(folder))
+            tables += [lines, decode_share(timer, args.batch)]
+            best = {b: min(v for (n, bb), v in inference.items() if bb == b and n.startswith("CenterNet-R18"))
+                    for b in args.batch}  # fmt: skip
+            ratios += [f"CenterNet-R18 end to end, batch {b}: {best[b] / inference['FCOS-R18-FPN', b]:.2f}x "
+                       "FCOS-R18-FPN's latency (target <= 0.5x)" for b in args.batch]  # fmt: skip
+    if "training" in args.sections:
+        lines, training = training_section(timer, args.train_batch)
+        tables.append(lines)
+        ratios.append(f"CenterNet-R18 training: {training['CenterNet-R18'] / training['FCOS-R18-FPN']:.2f}x "
+                      "FCOS-R18-FPN's images/s (target >= 1.5x)")  # fmt: skip
+    if "targets" in args.sections:
+        tables.append(targets_section(timer))
+    if "evaluation" in args.sections:
+        tables.append(evaluation_section(args.eval_images, args.eval_detections))
+    print(f"\n{_machine(device)}, {args.precision}; median of {args.repeats} runs after {args.warmup} warm-up\n")
+    for table in tables:
+        print("\n".join(table) + "\n")
+    print("\n".join(ratios))
+
+
+if __name__ == "__main__":
+    main()
