@@ -88,6 +88,15 @@ class Timer:
         return 1000 * statistics.median(times)
 
 
+def _guarded(what: str, timer: Timer, fn: Callable[[], object], **kwargs: int) -> float:
+    """``timer.median_ms(fn)``, or NaN with the error printed, so one model that fails leaves the other rows."""
+    try:
+        return timer.median_ms(fn, **kwargs)
+    except Exception as error:  # noqa: BLE001 - reported in the table as nan
+        print(f"  {what} failed: {type(error).__name__}: {error}", flush=True)
+        return float("nan")
+
+
 # ---------------------------------------------------------------------------------------------------- models
 def _resnet18_fpn() -> nn.Module:
     """ResNet-18 with an FPN over C3-C5 plus P6/P7 from P5: torchvision's FCOS/RetinaNet layout on ResNet-18."""
@@ -159,7 +168,7 @@ def inference_section(timer: Timer, batches: list[int], folder: Path) -> tuple[l
     for batch in batches:
         images = [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(batch)]
         for name, run in runners.items():
-            results[name, batch] = timer.median_ms(lambda r=run, i=images: r(i))
+            results[name, batch] = _guarded(f"inference {name} batch {batch}", timer, lambda r=run, i=images: r(i))
             print(f"  inference {name:<34} batch {batch}: {results[name, batch]:8.1f} ms", flush=True)
     lines = ["| inference, end to end | " + " | ".join(f"batch {b} (ms)" for b in batches) + " | vs FCOS |"]
     lines.append("| --- |" + " ---: |" * (len(batches) + 1))
@@ -237,7 +246,7 @@ def training_section(timer: Timer, batch: int) -> tuple[list[str], dict[str, flo
                 loss.backward()
                 optimizer.step()
 
-        milliseconds = timer.median_ms(step, warmup=max(1, timer.warmup))
+        milliseconds = _guarded(f"training {name}", timer, step, warmup=max(1, timer.warmup))
         results[name] = 1000 * batch / milliseconds
         print(f"  training {name:<20} batch {batch}: {milliseconds:8.0f} ms, {results[name]:.2f} images/s", flush=True)
         del model, optimizer

@@ -70,11 +70,11 @@ def _top_peaks(heatmap_logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
         ``labels`` (N, K) int64 classes and ``cells`` (N, K) int64 flattened ``y * Wo + x``.
     """
     num_images, num_classes, out_h, out_w = heatmap_logits.shape
-    if num_images > 1 and not _exporting():
-        # One image at a time in eager mode: each pass over the maps then stays within the CPU caches, where the
-        # batched full-size temporaries (N * C * Ho * Wo floats each) made 8 images ~3x slower than 8 single
-        # ones. Every image's top-K is independent, so the result equals the batched one that exported graphs
-        # compute (their batch size is dynamic).
+    if num_images > 1 and heatmap_logits.device.type == "cpu" and not _exporting():
+        # One image at a time in eager mode on the CPU: each pass over the maps then stays within the caches,
+        # where the batched full-size temporaries (N * C * Ho * Wo floats each) made 8 images ~3x slower than 8
+        # single ones (a GPU wants the whole batch at once). Every image's top-K is independent, so the result
+        # equals the batched one that exported graphs compute (their batch size is dynamic).
         parts = [_top_peaks(heatmap_logits[i : i + 1], k) for i in range(num_images)]
         return tuple(torch.cat(values) for values in zip(*parts, strict=True))  # type: ignore[return-value]
     num_cells = out_h * out_w
