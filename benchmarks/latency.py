@@ -29,6 +29,7 @@ import torch
 from timing import median_ms  # benchmarks/timing.py (the script's folder is on sys.path)
 from torch import Tensor, nn
 
+from centernet.backends import as_float_images
 from centernet.decode import split_detections
 from centernet.export import export_onnx, export_torchscript
 from centernet.inference import Detector
@@ -99,7 +100,7 @@ def main() -> None:
     cl_model = CenterNet(NUM_CLASSES, backbone="resnet18").eval()
     cl_model.load_state_dict(model.state_dict())
     detectors = {
-        "eager NCHW": Detector(model, names, ids, args.size),
+        "eager NCHW": Detector(model, names, ids, args.size, channels_last=False),
         "eager channels_last": Detector(cl_model, names, ids, args.size, channels_last=True),
         "TorchScript": Detector.load(ts_path),
         "ONNX Runtime": Detector.load(onnx_path),
@@ -129,8 +130,8 @@ def _stages(name: str, detector: Detector, parts: dict, images: list[np.ndarray]
     prepared = [detector._letterbox(image, 1.0, False) for image in images]
 
     def preprocess() -> Tensor:
-        canvases = [detector._letterbox(image, 1.0, False)[0] for image in images]
-        return torch.from_numpy(np.stack(canvases)).permute(0, 3, 1, 2).contiguous()
+        canvases = [detector._letterbox(image, 1.0, False)[0] for image in images]  # uint8
+        return as_float_images(torch.from_numpy(np.stack(canvases)).permute(0, 3, 1, 2)).contiguous()
 
     batch = preprocess()
     with torch.inference_mode():
