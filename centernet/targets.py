@@ -6,7 +6,8 @@ cells; its centre cell is ``floor(c)`` clamped to the map, its offset target is 
 interior boxes) and its size target is ``(w * W / R, h * H / R)``, the box size in output cells.
 
 Everything is vectorised over images and objects: each object's Gaussian is a separable product of two 1-D
-profiles, and objects are merged into their class channel with an element-wise max (``scatter_reduce``).
+profiles over a window around its centre, and objects are merged into their class channel with an element-wise
+max (``scatter_reduce``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ import torch
 from torch import Tensor
 
 __all__ = ["CenterNetTargets", "cornernet_radius", "render_targets"]
-
-# Upper bound on the number of elements of the (N, D_chunk, Ho, Wo) per-object Gaussian stack (~128 MiB).
-_MAX_CHUNK_ELEMENTS = 2**25
 
 
 class CenterNetTargets(NamedTuple):
@@ -100,6 +98,27 @@ def _gaussian_profile(centre: Tensor, radius: Tensor, length: int) -> Tensor:
     sigma = (2 * radius + 1).unsqueeze(-1) / 6  # (N, D, 1)
     profile = torch.exp(-(distance**2) / (2 * sigma**2))
     return torch.where(distance.abs() <= radius.unsqueeze(-1), profile, 0.0)
+
+
+def _window_profile(centre: Tensor, radius: Tensor, reach: int, length: int) -> tuple[Tensor, Tensor]:
+    """The 1-D Gaussian of :func:`_gaussian_profile` on the cells ``centre - reach .. centre + reach`` only.
+
+    Args:
+        centre: (N, D) integer-valued centre cells (float).
+        radius: (N, D) integer-valued radii in [0, reach] (float).
+        reach: Half-width of the window, the largest radius.
+        length: Number of cells along this axis; window cells beyond the map get the value 0.
+
+    Returns:
+        ``cells`` (N, D, 2 reach + 1) int64 clamped to [0, length) and ``profile`` (N, D, 2 reach + 1), equal to
+        ``_gaussian_profile(...)[..., cells]`` inside the map.
+    """
+    distance = torch.arange(-reach, reach + 1, dtype=centre.dtype, device=centre.device)  # (Wd,)
+    positions = centre.unsqueeze(-1) + distance  # (N, D, Wd)
+    sigma = (2 * radius + 1).unsqueeze(-1) / 6  # (N, D, 1)
+    profile = torch.exp(-(distance**2) / (2 * sigma**2))  # the expression of _gaussian_profile: identical values
+    inside = (distance.abs() <= radius.unsqueeze(-1)) & (positions >= 0) & (positions < length)
+    return positions.clamp(0, length - 1).long(), torch.where(inside, profile, 0.0)
 
 
 def _check_labels(labels: Tensor, valid: Tensor, num_classes: int) -> None:
@@ -183,18 +202,18 @@ def render_targets(
     else:
         radius_x = cornernet_radius(height, width, min_overlap).floor().clamp(min=0)
         radius_y = radius_x
-    profile_y = _gaussian_profile(cell_y, radius_y, out_h)  # (N, D, Ho)
-    profile_x = _gaussian_profile(cell_x, radius_x, out_w)  # (N, D, Wo)
+    # Each object is rendered in its own window of (2 r_y + 1) x (2 r_x + 1) cells around its centre cell (padded
+    # to the largest window of the batch) instead of over the whole map: 30x fewer values for COCO-like boxes.
+    reach_y = int(radius_y.max()) if radius_y.numel() else 0
+    reach_x = int(radius_x.max()) if radius_x.numel() else 0
+    rows_y, profile_y = _window_profile(cell_y, radius_y, reach_y, out_h)  # (N, D, 2 reach_y + 1) each
+    cols_x, profile_x = _window_profile(cell_x, radius_x, reach_x, out_w)  # (N, D, 2 reach_x + 1) each
     profile_y = torch.where(valid.unsqueeze(-1), profile_y, 0.0)  # padding rows render nothing
-
-    heatmap = torch.zeros(num_images, num_classes, out_h * out_w, dtype=torch.float32, device=device)
+    peaks = profile_y.unsqueeze(-1) * profile_x.unsqueeze(-2)  # (N, D, Wy, Wx)
     class_index = torch.where(valid, labels, 0)  # (N, D)
-    chunk = max(1, _MAX_CHUNK_ELEMENTS // max(1, num_images * out_h * out_w))
-    for start in range(0, num_rows, chunk):
-        rows = slice(start, start + chunk)
-        peaks = profile_y[:, rows, :, None] * profile_x[:, rows, None, :]  # (N, d, Ho, Wo)
-        peaks = peaks.flatten(2)  # (N, d, Ho * Wo)
-        index = class_index[:, rows, None].expand_as(peaks)  # (N, d, Ho * Wo)
-        heatmap.scatter_reduce_(1, index, peaks, reduce="amax")
+    # Flat index into (C, Ho, Wo); cells beyond the map hold 0 and point at a clamped cell, where max(v, 0) = v.
+    index = (class_index[..., None, None] * out_h + rows_y.unsqueeze(-1)) * out_w + cols_x.unsqueeze(-2)
+    heatmap = torch.zeros(num_images, num_classes * out_h * out_w, dtype=torch.float32, device=device)
+    heatmap.scatter_reduce_(1, index.flatten(1), peaks.flatten(1), reduce="amax")
     heatmap = heatmap.view(num_images, num_classes, out_h, out_w)  # (N, C, Ho, Wo)
     return CenterNetTargets(heatmap=heatmap, indices=indices, size=size, offset=offset, mask=valid.float())

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-import centernet.targets as targets_module
 from centernet.targets import cornernet_radius, render_targets
 
 STRIDE = 4
@@ -186,13 +185,28 @@ def test_vectorised_matches_naive_reference(gaussian):
     torch.testing.assert_close(targets.offset, offset.float())
 
 
-def test_chunked_rendering_matches_one_pass(monkeypatch):
+@pytest.mark.parametrize("gaussian", ["ttfnet", "cornernet"])
+def test_windowed_rendering_equals_full_map_profiles_bit_for_bit(gaussian):
+    """Rendering in per-object windows gives exactly the full-map separable product, borders and overlaps too."""
+    from centernet.targets import _gaussian_profile
+
     generator = torch.Generator().manual_seed(1)
     bboxes, labels, mask = _random_batch(generator, num_rows=9)
-    one_pass = render_targets(bboxes, labels, mask, 3, (24, 32))
-    monkeypatch.setattr(targets_module, "_MAX_CHUNK_ELEMENTS", 3 * 24 * 32 * 2)  # chunks of 2 rows
-    chunked = render_targets(bboxes, labels, mask, 3, (24, 32))
-    torch.testing.assert_close(chunked.heatmap, one_pass.heatmap, rtol=0, atol=0)
+    bboxes[0, 0] = torch.tensor([0.5, 0.5, 1.0, 1.0])  # a full-image box: the window covers the whole map
+    bboxes[0, 1] = torch.tensor([0.01, 0.99, 0.3, 0.2])  # a window cut by the left and bottom borders
+    mask[0, :2] = 1
+    targets = render_targets(bboxes, labels, mask, 3, (24, 32), gaussian=gaussian)
+    expected = torch.zeros(bboxes.shape[0], 3, 24, 32)
+    for n, d in (mask > 0).nonzero().tolist():
+        cx, cy, w, h = (float(v) for v in bboxes[n, d] * torch.tensor([32.0, 24.0, 32.0, 24.0]))
+        cell_x, cell_y = torch.tensor([[min(float(int(cx)), 31.0)]]), torch.tensor([[min(float(int(cy)), 23.0)]])
+        if gaussian == "ttfnet":
+            rx, ry = torch.tensor([[float(int(0.54 * w / 2))]]), torch.tensor([[float(int(0.54 * h / 2))]])
+        else:
+            rx = ry = cornernet_radius(torch.tensor([[h]]), torch.tensor([[w]]), 0.7).floor().clamp(min=0)
+        blob = _gaussian_profile(cell_y, ry, 24)[0, 0, :, None] * _gaussian_profile(cell_x, rx, 32)[0, 0, None, :]
+        expected[n, labels[n, d]] = torch.maximum(expected[n, labels[n, d]], blob)
+    assert torch.equal(targets.heatmap, expected)
 
 
 def test_unknown_gaussian_is_rejected():
