@@ -188,3 +188,17 @@ def test_chunked_top_k_equals_top_k():
         assert torch.equal(top, expected_top) and torch.equal(index, expected_index)
     top, index = _topk_rows(values[:, :7], 3)  # not divisible into chunks: plain top-K
     assert torch.equal(index, values[:, :7].topk(3, dim=1).indices)
+
+
+def test_channels_last_maps_decode_like_contiguous_ones():
+    """A channels-last model's maps are searched in their own memory order, with the same detections."""
+    generator = torch.Generator().manual_seed(4)
+    heatmap = torch.randn(3, 6, 16, 24, generator=generator) * 3
+    size = torch.rand(3, 2, 16, 24, generator=generator) * 8
+    offset = torch.rand(3, 2, 16, 24, generator=generator)
+    expected = decode_detections(heatmap, size, offset, max_detections=50)
+    as_channels_last = [t.contiguous(memory_format=torch.channels_last) for t in (heatmap, size, offset)]
+    assert not as_channels_last[0].is_contiguous()
+    actual = decode_detections(*as_channels_last, max_detections=50)
+    for key in ("boxes", "scores", "labels"):
+        assert torch.equal(actual[key], expected[key]), key
