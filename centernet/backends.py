@@ -151,6 +151,9 @@ class OnnxRuntimeBackend(Backend):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or os.cpu_count() or 1
+        # Idle ORT threads would otherwise spin after each run and take the cores from PyTorch's pre- and
+        # post-processing (12 ms of a 146 ms image on 2 cores, benchmarks/compare.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
