@@ -42,9 +42,8 @@ def decode_detections(
     """
     num_images, num_classes, out_h, out_w = heatmap_logits.shape
     num_cells = out_h * out_w
-    k = min(max_detections, num_classes * num_cells)
-    scores, labels, cells = _top_peaks(heatmap_logits, k)  # (N, K) each
-    gather_index = cells.unsqueeze(1).expand(num_images, 2, k)  # (N, 2, K)
+    scores, labels, cells = _top_peaks(heatmap_logits, max_detections)  # (N, K) each
+    gather_index = cells.unsqueeze(1).expand(-1, 2, -1)  # (N, 2, K)
     size_k = size.float().reshape(num_images, 2, num_cells).gather(2, gather_index)  # (N, 2, K)
     offset_k = offset.float().reshape(num_images, 2, num_cells).gather(2, gather_index)  # (N, 2, K)
     cell_x = (cells % out_w).float()
@@ -58,12 +57,12 @@ def decode_detections(
     return {"boxes": boxes, "scores": scores, "labels": labels}
 
 
-def _top_peaks(heatmap_logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
-    """The K highest 3x3 local maxima of every image over all classes and cells.
+def _top_peaks(heatmap_logits: Tensor, max_detections: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The K = min(max_detections, C * Ho * Wo) highest 3x3 local maxima of every image over all classes and cells.
 
     Args:
         heatmap_logits: (N, C, Ho, Wo) logits.
-        k: Peaks kept per image (at most C * Ho * Wo).
+        max_detections: Upper bound on the peaks kept per image.
 
     Returns:
         ``scores`` (N, K) sigmoid probabilities in decreasing order (0 where an image has fewer than K peaks),
@@ -75,7 +74,7 @@ def _top_peaks(heatmap_logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
         # where the batched full-size temporaries (N * C * Ho * Wo floats each) made 8 images ~3x slower than 8
         # single ones (a GPU wants the whole batch at once). Every image's top-K is independent, so the result
         # equals the batched one that exported graphs compute (their batch size is dynamic).
-        parts = [_top_peaks(heatmap_logits[i : i + 1], k) for i in range(num_images)]
+        parts = [_top_peaks(heatmap_logits[i : i + 1], max_detections) for i in range(num_images)]
         return tuple(torch.cat(values) for values in zip(*parts, strict=True))  # type: ignore[return-value]
     num_cells = out_h * out_w
     # Peaks are found on the logits: sigmoid is monotonic, so the peaks and their ranking are the same as on
@@ -89,8 +88,12 @@ def _top_peaks(heatmap_logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
         logits = heatmap_logits.float().contiguous(memory_format=torch.channels_last)
         pooled = F.max_pool2d(logits, kernel_size=3, stride=1, padding=1)
         peaks = logits - torch.sign(pooled - logits) * _NON_PEAK_PENALTY  # (N, C, Ho, Wo)
-        top_logits, top_index = peaks.reshape(num_images, num_classes * num_cells).topk(k, dim=1)  # (N, K)
-    elif heatmap_logits.device.type != "cpu":
+        # K as a graph value, so that it follows the input size rather than being frozen at the export size.
+        k_traced = torch.clamp(torch.tensor(num_classes * num_cells), max=max_detections)
+        top_logits, top_index = peaks.reshape(num_images, num_classes * num_cells).topk(k_traced, dim=1)  # (N, K)
+        return torch.sigmoid(top_logits), top_index // num_cells, top_index % num_cells
+    k = min(max_detections, num_classes * num_cells)
+    if heatmap_logits.device.type != "cpu":
         # On a GPU the fewest kernel launches: one max-pool, one select, one top-K over the whole batch.
         logits = heatmap_logits.float()
         pooled = F.max_pool2d(logits, kernel_size=3, stride=1, padding=1)
@@ -207,8 +210,7 @@ def decode_ltrb_detections(
     """
     num_images, num_classes, out_h, out_w = heatmap_logits.shape
     num_cells = out_h * out_w
-    k = min(max_detections, num_classes * num_cells)
-    scores, labels, cells = _top_peaks(heatmap_logits, k)  # (N, K) each
+    scores, labels, cells = _top_peaks(heatmap_logits, max_detections)  # (N, K) each
     distances = ltrb.float().reshape(num_images, 4, num_cells).gather(2, cells.unsqueeze(1).expand(-1, 4, -1))
     distances = distances.clamp(min=0).transpose(1, 2)  # (N, K, 4)
     points = torch.stack([cells % out_w, cells // out_w], dim=-1).float().repeat(1, 1, 2)  # (N, K, 4): x, y, x, y

@@ -102,9 +102,8 @@ def export_onnx(
         category_ids: Dataset category id of each contiguous label (stored in the file).
         image_size: Side of the square example input; the fixed input size unless ``dynamic``.
         batch_size: Batch size of the example input; the fixed batch size unless ``dynamic``.
-        dynamic: Make the batch size, height and width dynamic (H and W must stay multiples of 32). K stays
-            ``min(max_detections, C * H/4 * W/4)`` at the example size, so keep ``image_size`` the smallest
-            size you will run.
+        dynamic: Make the batch size, height and width dynamic (H and W must stay multiples of 32). K, the
+            number of detections per image, is computed in the graph as ``min(max_detections, C * H/4 * W/4)``.
         opset: ONNX opset version; 19 (the default) is the first with the DeformConv operator of DCN models.
 
     Returns:
@@ -119,9 +118,9 @@ def export_onnx(
     if dynamic:
         dynamic_axes = {
             "images": {0: "batch", 2: "height", 3: "width"},
-            "boxes": {0: "batch"},
-            "scores": {0: "batch"},
-            "labels": {0: "batch"},
+            "boxes": {0: "batch", 1: "detections"},
+            "scores": {0: "batch", 1: "detections"},
+            "labels": {0: "batch", 1: "detections"},
         }
     was_training = model.training
     with warnings.catch_warnings(), torch.no_grad():

@@ -35,7 +35,7 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", choices=("auto", "eager", "onnxruntime", "torchscript"), default="auto",
         help="auto: for a .ckpt, ONNX Runtime on the CPU (the fastest there; exported once and cached) unless "
-        "--flip or --keep-resolution need the eager model, eager elsewhere; onnxruntime for .onnx, torchscript for "
+        "--flip needs the eager model, eager elsewhere; onnxruntime for .onnx, torchscript for "
         ".torchscript/.pt",
     )  # fmt: skip
     parser.add_argument("--image-size", type=int, default=None, help="network input side (default: training size)")
@@ -90,11 +90,9 @@ def _checkpoint_backend(args: argparse.Namespace) -> str:
     """The backend ``--backend auto|onnxruntime`` means for a checkpoint.
 
     ``auto`` is ONNX Runtime where it is the fastest (CPU, see ``benchmarks/compare.py``) and the options allow
-    it: ``--flip`` needs the eager model's raw maps, ``--keep-resolution`` inputs of any size (the exported K is
-    fixed at the export size), ``--half`` and ``--channels-last`` are eager settings.
+    it: ``--flip`` needs the eager model's raw maps, ``--half`` and ``--channels-last`` are eager settings.
     """
-    eager_only = {"--flip": args.flip, "--keep-resolution": args.keep_resolution, "--half": args.half,
-                  "--channels-last": args.channels_last is not None}  # fmt: skip
+    eager_only = {"--flip": args.flip, "--half": args.half, "--channels-last": args.channels_last is not None}
     if args.backend == "eager":
         return "eager"
     if args.backend == "onnxruntime":

@@ -63,6 +63,23 @@ def test_exported_graphs_equal_eager(model, runtimes, shape):
         _assert_same(reference, *scripted(images))
 
 
+def test_number_of_detections_follows_the_input_size(tmp_path):
+    """K = min(100, C x H/4 x W/4) is computed in the graph: 64 for one class at 32x32, 100 at the 64 px export."""
+    torch.manual_seed(0)
+    single_class = CenterNet(1, **TINY_MODEL).eval()
+    path = export_onnx(single_class, tmp_path / "one.onnx", ["a"], [1], image_size=64, dynamic=True)
+    scripted = torch.jit.load(str(export_torchscript(single_class, tmp_path / "one.ts", ["a"], [1], image_size=64)))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for size, k in ((32, 64), (64, 100)):
+        images = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(size))
+        with torch.no_grad():
+            reference = single_class.decode(single_class(images))
+        assert reference["scores"].shape == (2, k)
+        _assert_same(reference, *session.run(None, {"images": images.numpy()}))
+        with torch.no_grad():
+            _assert_same(reference, *scripted(images))
+
+
 def test_wrapper_calls_the_models_own_decode(model):
     """A model with another decode (e.g. another box head) exports its own decoding, not a copy."""
 
