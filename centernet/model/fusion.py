@@ -2,8 +2,9 @@
 
 In eval mode a BatchNorm is a per-channel affine map, ``y = (x - mean) / sqrt(var + eps) * gamma + beta``, so
 when its input is a convolution's output it can be merged into that convolution's weight and bias. The network
-then skips one full pass over every normalised feature map (about 10% of CenterNet-ResNet18's CPU latency at
-512x512). ONNX Runtime and ``torch.jit.freeze`` do the same on their graphs; this does it for the eager model.
+then skips one full pass over every normalised feature map (2-9% of CenterNet-ResNet18's latency on a 2-core
+CPU at 512x512, ``benchmarks/latency.py``). ONNX Runtime and ``torch.jit.freeze`` do the same on their graphs;
+this does it for the eager model.
 
 Pairs are found by running the model once on an example and recording which BatchNorm received exactly the
 output tensor of which convolution, so any architecture (ResNet, DLA, timm backbones, our necks) is covered
