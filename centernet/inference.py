@@ -123,7 +123,7 @@ class Detector:
 
     @property
     def model(self) -> CenterNet:
-        """The eager network (only for a detector loaded from a checkpoint)."""
+        """The eager network as it runs (BatchNorm folded into a copy of the model given; eager backends only)."""
         if not isinstance(self.backend, EagerBackend):
             raise AttributeError(f"a {self.backend.name} detector has no eager model")
         return self.backend.model
