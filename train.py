@@ -3,7 +3,7 @@
 The same command line as ``centernet`` (``fit``, ``validate``, ``predict``, ...); kept as the original entry point.
 """
 
-from centernet.cli import console_main
+from centernet.cli.main import console_main
 
 if __name__ == "__main__":
     console_main()

@@ -47,12 +47,12 @@ from torchvision.models.detection import FCOS, RetinaNet, ssdlite320_mobilenet_v
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from centernet.backends import EagerBackend, OnnxRuntimeBackend
-from centernet.export import export_onnx
+from centernet.cli.info import build_model_from_configs
 from centernet.inference import Detector
-from centernet.info import build_model_from_configs
+from centernet.inference.backends import EagerBackend, OnnxRuntimeBackend
+from centernet.inference.export import export_onnx
 from centernet.model import CenterNet
-from centernet.targets import render_targets
+from centernet.tasks.detection.targets import render_targets
 
 NUM_CLASSES = 80
 SIZE = 512

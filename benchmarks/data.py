@@ -22,7 +22,7 @@ import torch
 
 from centernet.data import CenterNetDataModule, ensure_shapes_dataset
 from centernet.model import CenterNet
-from centernet.targets import render_targets
+from centernet.tasks.detection.targets import render_targets
 
 
 def _pipeline_images_per_second(dm: CenterNetDataModule, workers: int, batches: int, classes: int) -> float:

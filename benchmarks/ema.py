@@ -14,8 +14,8 @@ import time
 
 import lightning as L
 
-from centernet.ema import EMA
-from centernet.lightning_cli import CenterNetCLI, config_path
+from centernet.training.cli import CenterNetCLI, config_path
+from centernet.training.ema import EMA
 
 
 def main() -> None:

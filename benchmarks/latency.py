@@ -29,11 +29,11 @@ import torch
 from timing import median_ms  # benchmarks/timing.py (the script's folder is on sys.path)
 from torch import Tensor, nn
 
-from centernet.backends import EagerBackend, as_float_images
-from centernet.decode import split_detections
-from centernet.export import export_onnx, export_torchscript
 from centernet.inference import Detector
+from centernet.inference.backends import EagerBackend, as_float_images
+from centernet.inference.export import export_onnx, export_torchscript
 from centernet.model import CenterNet
+from centernet.tasks.detection.decode import split_detections
 
 NUM_CLASSES = 80
 

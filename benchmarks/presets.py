@@ -18,7 +18,7 @@ import onnxruntime
 import torch
 from timing import median_ms  # benchmarks/timing.py (the script's folder is on sys.path)
 
-from centernet.info import build_model_from_configs, count_flops, count_parameters
+from centernet.cli.info import build_model_from_configs, count_flops, count_parameters
 
 PRESETS = ("resnet18", "resnet18_dcn", "dla34", "dla34_dcn", "mobilenetv3")
 

@@ -16,7 +16,7 @@ import time
 import torch
 
 from centernet.model import CenterNet
-from centernet.targets import render_targets
+from centernet.tasks.detection.targets import render_targets
 
 
 def _batch(batch: int, size: int, boxes: int, classes: int) -> dict[str, torch.Tensor]:

@@ -6,8 +6,8 @@ the data module (:class:`CenterNetDataModule`) and the inference API (:class:`De
 
 from centernet.data import CenterNetDataModule
 from centernet.inference import Detector, Prediction
-from centernet.lightning_module import CenterNetModule
 from centernet.model import CenterNet
+from centernet.training.module import CenterNetModule
 
 __version__ = "0.1.0"
 

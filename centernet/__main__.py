@@ -1,6 +1,6 @@
 """``python -m centernet`` runs the same command line as the ``centernet`` console script."""
 
-from .cli import console_main
+from centernet.cli.main import console_main
 
 if __name__ == "__main__":
     console_main()

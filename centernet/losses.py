@@ -35,7 +35,7 @@ def focal_loss_with_logits(
         )
 
     (Law & Deng 2018, eq. 1; Zhou et al. 2019, eq. 1.) Positives are exactly the cells where the target is
-    1.0, which :func:`centernet.targets.render_targets` guarantees at each object's centre cell.
+    1.0, which :func:`centernet.tasks.detection.targets.render_targets` guarantees at each object's centre cell.
 
     Why ``logsigmoid``: the original implementation clamps ``sigmoid(x)`` to [1e-4, 1 - 1e-4] before taking
     the log, so logits beyond about +-9.2 get exactly zero gradient, including confidently wrong ones; without

@@ -55,7 +55,7 @@ def tiny_checkpoint(shapes_root, tmp_path_factory) -> str:
     import lightning as L
     import torch
 
-    from centernet.lightning_module import CenterNetModule
+    from centernet.training.module import CenterNetModule
 
     torch.manual_seed(0)
     data = tiny_shapes_data(shapes_root, batch_size=8)

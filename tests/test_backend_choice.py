@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import centernet.inference
-import centernet.onnx_cache
+import centernet.inference.detector
+import centernet.inference.onnx_cache
+from centernet.cli.predict import build_parser, load_detector
 from centernet.inference import Detector
-from centernet.predict import build_parser, load_detector
 
 
 def _images(count: int = 3) -> list[np.ndarray]:
@@ -23,8 +23,8 @@ def _load(checkpoint: str, *options: str):
 def test_a_checkpoint_exports_once_and_runs_on_onnxruntime_like_the_eager_model(tiny_checkpoint, monkeypatch, tmp_path):
     monkeypatch.setenv("CENTERNET_CACHE", str(tmp_path))
     exports = []
-    real_export = centernet.onnx_cache.export_onnx
-    monkeypatch.setattr(centernet.onnx_cache, "export_onnx", lambda *a, **k: exports.append(a) or real_export(*a, **k))
+    real_export = centernet.inference.onnx_cache.export_onnx
+    monkeypatch.setattr(centernet.inference.onnx_cache, "export_onnx", lambda *a, **k: exports.append(a) or real_export(*a, **k))
     onnx = Detector.from_checkpoint(tiny_checkpoint, backend="onnxruntime")
     again = Detector.from_checkpoint(tiny_checkpoint, backend="onnxruntime")
     assert onnx.backend.name == again.backend.name == "onnxruntime" and len(exports) == 1
@@ -59,7 +59,7 @@ def test_a_failed_export_falls_back_to_the_eager_model(tiny_checkpoint, monkeypa
     def broken(*args, **kwargs):
         raise RuntimeError("unsupported operator")
 
-    monkeypatch.setattr(centernet.inference, "cached_onnx_export", broken)
+    monkeypatch.setattr(centernet.inference.detector, "cached_onnx_export", broken)
     assert _load(tiny_checkpoint).backend.name == "eager"
     assert "unsupported operator" in capsys.readouterr().err
     with pytest.raises(RuntimeError, match="unsupported operator"):

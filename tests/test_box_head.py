@@ -9,11 +9,11 @@ import pytest
 import torch
 from conftest import tiny_shapes_data
 
-from centernet.box_targets import render_box_targets
-from centernet.decode import decode_ltrb_detections
-from centernet.lightning_module import CenterNetModule
 from centernet.model import CenterNet, GIoUCriterion
-from centernet.model.giou_criterion import ltrb_to_boxes
+from centernet.tasks.detection.box_targets import render_box_targets
+from centernet.tasks.detection.decode import decode_ltrb_detections
+from centernet.tasks.detection.giou_criterion import ltrb_to_boxes
+from centernet.training.module import CenterNetModule
 
 
 def _one_box(cx: float, cy: float, w: float, h: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from centernet.cli import main
-from centernet.lightning_cli import CenterNetCLI, config_path
+from centernet.cli.main import main
+from centernet.training.cli import CenterNetCLI, config_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -117,7 +117,7 @@ def test_help_lists_the_commands(capsys):
 
 
 def test_console_script_reports_bad_input_in_one_line(monkeypatch, capsys):
-    from centernet.cli import console_main
+    from centernet.cli.main import console_main
 
     monkeypatch.setattr(sys, "argv", ["centernet", "info", "--config", "no_such_config.yaml"])
     monkeypatch.delenv("CENTERNET_TRACEBACK", raising=False)

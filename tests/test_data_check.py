@@ -9,7 +9,7 @@ import pytest
 import yaml
 from dataset_writers import noise_item, write_yolo
 
-from centernet.cli import main
+from centernet.cli.main import main
 
 
 def _dataset(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of centernet.decode, including the encode -> decode round trip with centernet.targets."""
+"""Tests of centernet.tasks.detection.decode, including the encode -> decode round trip with centernet.tasks.detection.targets."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from centernet.boxes import relative_cxcywh_to_xyxy
-from centernet.decode import decode_detections, split_detections
-from centernet.targets import render_targets
+from centernet.tasks.detection.decode import decode_detections, split_detections
+from centernet.tasks.detection.targets import render_targets
 
 STRIDE = 4
 
@@ -140,7 +140,7 @@ def test_split_keeps_scores_strictly_above_threshold():
 
 def test_separable_3x3_maximum_equals_max_pooling():
     """The eager peak search (rows then columns) is the 3x3 max-pool that exported graphs run, borders included."""
-    from centernet.decode import _max_3x3
+    from centernet.tasks.detection.decode import _max_3x3
 
     logits = torch.randn(2, 3, 7, 9, generator=torch.Generator().manual_seed(0))
     logits[0, 0, 0, 0] = 50.0  # a corner peak: the padding must not count as a neighbour
@@ -160,7 +160,7 @@ def _reference_top_peaks(logits: torch.Tensor, k: int):
 
 def test_fast_peak_search_equals_the_textbook_decoding():
     """Peak ranking by arithmetic and the chunked top-K select exactly the peaks of max-pool + where + topk."""
-    from centernet.decode import _top_peaks
+    from centernet.tasks.detection.decode import _top_peaks
 
     logits = torch.randn(3, 5, 32, 40, generator=torch.Generator().manual_seed(1)) * 3
     # A neighbour larger by one float step: the smaller cell is not a peak, however small the gap.
@@ -178,7 +178,7 @@ def test_fast_peak_search_equals_the_textbook_decoding():
 
 
 def test_chunked_top_k_equals_top_k():
-    from centernet.decode import _topk_rows
+    from centernet.tasks.detection.decode import _topk_rows
 
     values = torch.randn(4, 8 * 300, generator=torch.Generator().manual_seed(2))
     values[0, :600] = values[0, :600] + 10  # all of row 0's top-K in its first two chunks

@@ -15,7 +15,7 @@ from scripts.ddp_fit import TINY_MODEL, NoisyOracleModule
 from centernet.data import CenterNetDataModule, ensure_shapes_dataset
 from centernet.data.sampler import SeededEpochSampler
 from centernet.distributed import deduplicate_by_image_id, gather_objects, global_mean_count, scaled_learning_rate
-from centernet.lightning_module import CenterNetModule
+from centernet.training.module import CenterNetModule
 
 SCRIPTS = Path(__file__).parent / "scripts"
 REPO = Path(__file__).parent.parent

@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import TINY_MODEL
 
-from centernet.cli import main
-from centernet.export import DecodingWrapper, export_onnx, export_torchscript, read_metadata
+from centernet.cli.main import main
 from centernet.inference import Detector
+from centernet.inference.export import DecodingWrapper, export_onnx, export_torchscript, read_metadata
 from centernet.model import CenterNet
 
 NAMES, IDS = ["a", "b", "c"], [7, 3, 11]

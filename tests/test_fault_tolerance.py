@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from centernet.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
-from centernet.lightning_cli import config_path, find_last_checkpoint
+from centernet.training.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
+from centernet.training.cli import config_path, find_last_checkpoint
 
 SCRIPTS = Path(__file__).parent / "scripts"
 REPO = Path(__file__).parent.parent
@@ -38,7 +38,7 @@ def _fit_args(shapes_root: str, root: Path) -> list[str]:
         "--data.batch_size=4",
         "--data.num_workers=1",  # augmentations must not depend on worker processes that die with the run
         f"--data.shapes_root={shapes_root}",
-        "--trainer.callbacks+=centernet.ema.EMA",  # resuming must restore the weight average too
+        "--trainer.callbacks+=centernet.training.ema.EMA",  # resuming must restore the weight average too
         "--trainer.callbacks.decay=0.9",
         "--trainer.callbacks.warmup_steps=2",
     ]
@@ -85,7 +85,7 @@ def test_atomic_save_leaves_the_previous_file_when_the_writer_is_killed(tmp_path
     # A second save is SIGKILLed half way through writing its bytes.
     code = f"""
 import os, signal, torch
-from centernet.checkpoint_io import atomic_torch_save
+from centernet.training.checkpoint_io import atomic_torch_save
 real_save = torch.save
 def dying_save(obj, f):
     real_save(obj, f)

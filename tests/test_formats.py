@@ -25,7 +25,7 @@ from centernet.data import (
     read_yolo_yaml,
     validate_source,
 )
-from centernet.lightning_cli import CenterNetCLI
+from centernet.training.cli import CenterNetCLI
 
 NAMES = ["cat", "dog", "bird"]
 

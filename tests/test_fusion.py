@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from centernet.inference.fusion import fold_batchnorm
 from centernet.model import CenterNet
-from centernet.model.fusion import fold_batchnorm
 
 
 def _randomise_norms(model: nn.Module, seed: int = 0) -> int:

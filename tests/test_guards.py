@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import TINY_MODEL, tiny_shapes_data
 
-from centernet.ema import EMA, EMA_STATE_KEY
-from centernet.finetune import load_finetune_weights
-from centernet.lightning_module import CenterNetModule
 from centernet.model import CenterNet
+from centernet.training.ema import EMA, EMA_STATE_KEY
+from centernet.training.finetune import load_finetune_weights
+from centernet.training.module import CenterNetModule
 
 
 def _trainer(max_steps: int, callbacks=(), **kwargs) -> L.Trainer:
@@ -62,7 +62,7 @@ def test_nan_guard_skips_the_step_and_names_the_images(shapes_root, caplog):
     data = tiny_shapes_data(shapes_root, batch_size=4)
     module = _module(data)
     plant, snapshots = _PlantNaN({1}), _Snapshots()
-    with caplog.at_level(logging.WARNING, logger="centernet.lightning_module"):
+    with caplog.at_level(logging.WARNING, logger="centernet.training.module"):
         _trainer(3, [plant, snapshots]).fit(module, datamodule=data)
     assert module.skipped_steps == 1
     # The poisoned batch changed nothing: weights after it equal the weights before it, and all stay finite.
@@ -187,7 +187,7 @@ def test_init_weights_loads_a_checkpoint_when_a_fit_starts(shapes_root, tmp_path
 
     module = _module(data, init_weights=str(path))  # the shapes data has 5 classes
     before = _Before()
-    with caplog.at_level(logging.WARNING, logger="centernet.lightning_module"):
+    with caplog.at_level(logging.WARNING, logger="centernet.training.module"):
         _trainer(1, [before]).fit(module, datamodule=data)
     for name, value in source.state_dict().items():
         if "heatmap.2" not in name:

@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import TINY_MODEL
 
-from centernet.inference import Detector, list_images, read_rgb
+from centernet.inference import Detector
+from centernet.inference.inputs import list_images, read_rgb
 from centernet.model import CenterNet
 
 

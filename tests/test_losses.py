@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from centernet.losses import focal_loss_with_logits, masked_l1_loss
-from centernet.model.criterion import CenterNetCriterion
+from centernet.tasks.detection.criterion import CenterNetCriterion
 
 
 def _reference_focal_loss(logits, target, num_objects):

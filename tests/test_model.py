@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from centernet.decode import split_detections
 from centernet.model import CenterNet, CenterNetHead, LateralUpsamplingNeck, ResNetBackbone, UpsamplingNeck
+from centernet.tasks.detection.decode import split_detections
 
 NUM_CLASSES = 3
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from centernet.optim import split_weight_decay, warmup_cosine
+from centernet.training.optim import split_weight_decay, warmup_cosine
 
 
 def test_warmup_then_cosine_reaches_the_floor():

@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from centernet.backends import Backend
-from centernet.cli import main
-from centernet.decode import decode_detections
+from centernet.cli.main import main
 from centernet.inference import Detector, Prediction
-from centernet.tta import class_aware_nms, merge_flipped_maps
+from centernet.inference.backends import Backend
+from centernet.inference.tta import class_aware_nms, merge_flipped_maps
+from centernet.tasks.detection.decode import decode_detections
 
 
 class _Oracle(nn.Module):

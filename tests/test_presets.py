@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from centernet.info import build_model_from_configs, count_flops, run_info
-from centernet.lightning_cli import CenterNetCLI, config_path
+from centernet.cli.info import build_model_from_configs, count_flops, run_info
+from centernet.training.cli import CenterNetCLI, config_path
 
 PRESETS = ("resnet18", "resnet18_dcn", "dla34", "dla34_dcn", "mobilenetv3")
 COCO_CLASSES = 80
@@ -159,7 +159,7 @@ def test_deformable_model_below_opset_19_fails_naming_the_reason(tmp_path):
 
 
 def test_centernet_info_command(capsys):
-    from centernet.cli import main
+    from centernet.cli.main import main
 
     main(["info", "--config", "mobilenetv3", "--image-size", "64", "--num-classes", "3"])
     out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Tests of centernet.targets: heatmap rendering, radii and the regression targets."""
+"""Tests of centernet.tasks.detection.targets: heatmap rendering, radii and the regression targets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from centernet.targets import cornernet_radius, render_targets
+from centernet.tasks.detection.targets import cornernet_radius, render_targets
 
 STRIDE = 4
 
@@ -188,7 +188,7 @@ def test_vectorised_matches_naive_reference(gaussian):
 @pytest.mark.parametrize("gaussian", ["ttfnet", "cornernet"])
 def test_windowed_rendering_equals_full_map_profiles_bit_for_bit(gaussian):
     """Rendering in per-object windows gives exactly the full-map separable product, borders and overlaps too."""
-    from centernet.targets import _gaussian_profile
+    from centernet.tasks.detection.targets import _gaussian_profile
 
     generator = torch.Generator().manual_seed(1)
     bboxes, labels, mask = _random_batch(generator, num_rows=9)

@@ -8,7 +8,7 @@ import torch
 from conftest import TINY_MODEL, tiny_shapes_data
 
 from centernet.data import CenterNetDataModule
-from centernet.lightning_module import CenterNetModule
+from centernet.training.module import CenterNetModule
 
 
 class _LossRecorder(L.Callback):

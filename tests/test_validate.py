@@ -14,7 +14,7 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from centernet.cli import main
+from centernet.cli.main import main
 from centernet.evaluation import COCO_METRIC_NAMES, evaluate_coco
 from centernet.inference import Detector
 

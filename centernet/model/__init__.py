@@ -2,14 +2,14 @@
 
 from centernet.model.backbones import ResNetBackbone, build_backbone
 from centernet.model.centernet import CenterNet
-from centernet.model.criterion import CenterNetCriterion
 from centernet.model.dcn import ModulatedDeformConv2d
 from centernet.model.dla import DLABackbone
 from centernet.model.dla_up import DLAUpNeck
-from centernet.model.giou_criterion import GIoUCriterion
-from centernet.model.heads import CenterNetHead, LTRBHead
 from centernet.model.necks import LateralUpsamplingNeck, UpsamplingNeck
 from centernet.model.timm_backbone import TimmBackbone
+from centernet.tasks.detection.criterion import CenterNetCriterion
+from centernet.tasks.detection.giou_criterion import GIoUCriterion
+from centernet.tasks.detection.heads import CenterNetHead, LTRBHead
 
 __all__ = [
     "CenterNet",

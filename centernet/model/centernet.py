@@ -7,14 +7,14 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from centernet.decode import decode_detections, decode_ltrb_detections
 from centernet.model.backbones import build_backbone
-from centernet.model.criterion import CenterNetCriterion
 from centernet.model.dla_up import DLAUpNeck
 from centernet.model.freezing import freeze_batchnorm, freeze_stages
-from centernet.model.giou_criterion import GIoUCriterion
-from centernet.model.heads import CenterNetHead, LTRBHead
 from centernet.model.necks import LateralUpsamplingNeck, UpsamplingNeck
+from centernet.tasks.detection.criterion import CenterNetCriterion
+from centernet.tasks.detection.decode import decode_detections, decode_ltrb_detections
+from centernet.tasks.detection.giou_criterion import GIoUCriterion
+from centernet.tasks.detection.heads import CenterNetHead, LTRBHead
 
 __all__ = ["CenterNet"]
 
@@ -168,8 +168,8 @@ class CenterNet(nn.Module):
         return self.criterion(outputs, batch)
 
     def decode(self, outputs: Mapping[str, Tensor], max_detections: int | None = None) -> dict[str, Tensor]:
-        """Top-K detections per image; see :func:`centernet.decode.decode_detections` (or
-        :func:`centernet.decode.decode_ltrb_detections` for the ltrb head).
+        """Top-K detections per image; see :func:`centernet.tasks.detection.decode.decode_detections` (or
+        :func:`centernet.tasks.detection.decode.decode_ltrb_detections` for the ltrb head).
 
         Args:
             outputs: :meth:`forward`'s outputs.

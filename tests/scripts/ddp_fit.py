@@ -15,8 +15,8 @@ import lightning as L
 import torch
 
 from centernet.data import CenterNetDataModule
-from centernet.lightning_module import CenterNetModule
-from centernet.targets import render_targets
+from centernet.tasks.detection.targets import render_targets
+from centernet.training.module import CenterNetModule
 
 TINY_MODEL = {"backbone": "resnet18", "neck": "lateral", "neck_channels": (32, 32, 32), "head_channels": 32}
 

@@ -11,7 +11,7 @@ import sys
 
 import lightning as L
 
-from centernet.lightning_cli import CenterNetCLI
+from centernet.training.cli import CenterNetCLI
 
 
 class KillAt(L.Callback):

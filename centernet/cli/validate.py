@@ -31,15 +31,15 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from .data import CenterNetDataModule
-from .data.coco import source_to_coco
-from .data.imagefile import decode_rgb
-from .data.records import DetectionSource
-from .evaluation import CocoEvaluation, evaluate_coco, format_coco_table, write_metrics_json
-from .inference import Detector
-from .lightning_cli import config_path
-from .predict import add_inference_arguments, load_detector, predict_options
-from .viz import plot_pr_curves
+from centernet.cli.predict import add_inference_arguments, load_detector, predict_options
+from centernet.data import CenterNetDataModule
+from centernet.data.coco import source_to_coco
+from centernet.data.imagefile import decode_rgb
+from centernet.data.records import DetectionSource
+from centernet.evaluation import CocoEvaluation, evaluate_coco, format_coco_table, write_metrics_json
+from centernet.inference import Detector
+from centernet.training.cli import config_path
+from centernet.viz import plot_pr_curves
 
 __all__ = ["build_parser", "resolve_data", "run_validate"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Checkpoint
 
-from .evaluation import COCO_METRIC_NAMES, write_metrics_json
+from centernet.evaluation import COCO_METRIC_NAMES, write_metrics_json
 
 __all__ = ["CocoMetricsWriter", "LastCheckpoint"]
 

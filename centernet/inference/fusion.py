@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from .dcn import ModulatedDeformConv2d
+from centernet.model.dcn import ModulatedDeformConv2d
 
 __all__ = ["fold_batchnorm"]
 

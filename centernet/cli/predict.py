@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from .inference import Detector, Prediction
-from .sources import is_video, list_images, read_rgb, read_video, video_info
+from centernet.inference import Detector, Prediction
+from centernet.inference.inputs import is_video, list_images, read_rgb, read_video, video_info
 
 __all__ = ["add_inference_arguments", "build_parser", "load_detector", "predict_options", "run_predict"]
 

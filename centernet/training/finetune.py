@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from centernet.ema import EMA_STATE_KEY
+from centernet.training.ema import EMA_STATE_KEY
 
 __all__ = ["load_finetune_weights", "read_model_weights"]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .export import export_onnx, export_torchscript
-from .inference import Detector
+from centernet.inference import Detector
+from centernet.inference.export import export_onnx, export_torchscript
 
 __all__ = ["build_parser", "run_export"]
 

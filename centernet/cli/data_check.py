@@ -24,10 +24,10 @@ import cv2
 import numpy as np
 import yaml
 
-from .data import CenterNetDataModule, DetectionDataset, DetectionSource, Problems
-from .data.statistics import LabelStatistics, label_statistics
-from .lightning_cli import config_path
-from .viz import draw_detections
+from centernet.data import CenterNetDataModule, DetectionDataset, DetectionSource, Problems
+from centernet.data.statistics import LabelStatistics, label_statistics
+from centernet.training.cli import config_path
+from centernet.viz import draw_detections
 
 __all__ = ["build_parser", "run_data_check"]
 

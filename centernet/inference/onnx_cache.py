@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from .data.synthetic import default_cache_root
-from .export import export_onnx
+from centernet.data.synthetic import default_cache_root
+from centernet.inference.export import export_onnx
 
 __all__ = ["cached_onnx_export", "onnx_cache_dir"]
 
@@ -36,7 +36,7 @@ def cached_onnx_export(checkpoint: str | Path, image_size: int | None = None, ca
 
     Args:
         checkpoint: A ``centernet fit`` checkpoint (``.ckpt``).
-        image_size: Example input side of the export, which fixes K (see :func:`centernet.export.export_onnx`);
+        image_size: Example input side of the export, which fixes K (see :func:`centernet.inference.export.export_onnx`);
             ``None`` uses the training size.
         cache_dir: Where exports are kept; ``None`` uses :func:`onnx_cache_dir`.
 
@@ -51,7 +51,7 @@ def cached_onnx_export(checkpoint: str | Path, image_size: int | None = None, ca
     path = folder / f"{checkpoint.stem}-{key}.onnx"
     if path.is_file():
         return path
-    from .lightning_module import CenterNetModule  # the training adapter, only needed on a miss
+    from centernet.training.module import CenterNetModule  # the training adapter, only needed on a miss
 
     module = CenterNetModule.load_from_checkpoint(str(checkpoint), map_location="cpu")
     size = image_size or module.hparams.image_size

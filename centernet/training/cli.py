@@ -16,9 +16,9 @@ from typing import Any
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from .checkpoint_io import AtomicCheckpointIO, has_checkpoint_io
-from .data import CenterNetDataModule
-from .lightning_module import CenterNetModule
+from centernet.data import CenterNetDataModule
+from centernet.training.checkpoint_io import AtomicCheckpointIO, has_checkpoint_io
+from centernet.training.module import CenterNetModule
 
 __all__ = ["LIGHTNING_COMMANDS", "CenterNetCLI", "config_path", "find_last_checkpoint", "next_run_dir"]
 

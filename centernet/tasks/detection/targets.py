@@ -1,6 +1,6 @@
 """Ground-truth rendering for CenterNet: class heatmaps with Gaussian peaks, centre indices, sizes and offsets.
 
-Conventions (shared with :mod:`centernet.decode`): the input image is (H, W) = (Ho * R, Wo * R) with output
+Conventions (shared with :mod:`centernet.tasks.detection.decode`): the input image is (H, W) = (Ho * R, Wo * R) with output
 stride R. A box with relative centre (cx, cy) has its centre at ``c = (cx * W / R, cy * H / R)`` in output
 cells; its centre cell is ``floor(c)`` clamped to the map, its offset target is ``c - cell`` (in [0, 1) for
 interior boxes) and its size target is ``(w * W / R, h * H / R)``, the box size in output cells.

@@ -5,7 +5,7 @@ runs the network and decodes it (3x3 max-pool peaks + top-K over classes x cells
 :meth:`CenterNet.decode`, so any head or backbone that the eager model supports exports the same way. It outputs
 ``boxes`` (N, K, 4) float32 xyxy in input pixels, ``scores`` (N, K) float32 and ``labels`` (N, K) int64; entries
 with score 0 are the padding of images with fewer than K peaks. Letterboxing and the mapping back to original
-pixels stay outside the graph (see :class:`centernet.inference.Detector`).
+pixels stay outside the graph (see :class:`centernet.inference.detector.Detector`).
 
 The class names, category ids, input size and whether the input size is dynamic travel inside the file (ONNX
 ``metadata_props``; a ``centernet.json`` extra file in TorchScript), so ``Detector.load`` needs nothing else.

@@ -31,34 +31,34 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(_USAGE)
         return
     if command == "demo":
-        from .demo import run_demo
+        from centernet.cli.demo import run_demo
 
         run_demo(argv[1:])
     elif command == "predict":
-        from .predict import run_predict
+        from centernet.cli.predict import run_predict
 
         run_predict(argv[1:])
     elif command == "data":
         if argv[1:2] != ["check"]:
             print("usage: centernet data check --config FILE [--output DIR] [--data.KEY=VALUE ...]", file=sys.stderr)
             raise SystemExit(2)
-        from .data_check import run_data_check
+        from centernet.cli.data_check import run_data_check
 
         raise SystemExit(run_data_check(argv[2:]))
     elif command == "info":
-        from .info import run_info
+        from centernet.cli.info import run_info
 
         run_info(argv[1:])
     elif command == "validate":
-        from .validate import run_validate
+        from centernet.cli.validate import run_validate
 
         run_validate(argv[1:])
     elif command == "export":
-        from .export_cli import run_export
+        from centernet.cli.export import run_export
 
         run_export(argv[1:])
     elif command == "fit":
-        from .lightning_cli import CenterNetCLI
+        from centernet.training.cli import CenterNetCLI
 
         CenterNetCLI(args=argv)
     else:

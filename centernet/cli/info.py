@@ -21,9 +21,9 @@ import yaml
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
-from .lightning_cli import config_path
-from .lightning_module import CenterNetModule
-from .model import CenterNet
+from centernet.model import CenterNet
+from centernet.training.cli import config_path
+from centernet.training.module import CenterNetModule
 
 __all__ = ["build_model_from_configs", "count_flops", "count_parameters", "run_info"]
 

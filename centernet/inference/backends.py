@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .model import CenterNet
-from .model.fusion import fold_batchnorm as fold_batchnorm_into_convs
+from centernet.inference.fusion import fold_batchnorm as fold_batchnorm_into_convs
+from centernet.model import CenterNet
 
 __all__ = ["Backend", "EagerBackend", "OnnxRuntimeBackend", "TorchScriptBackend", "as_float_images"]
 

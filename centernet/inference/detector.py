@@ -8,7 +8,7 @@ Two preprocessing modes:
   padded bottom/right to a multiple of 32.
 
 Boxes are mapped back with per-axis scales computed from the exact resized size, so the resize and the padding
-are undone exactly. The network runs on any :mod:`centernet.backends` backend: the eager model (from a
+are undone exactly. The network runs on any :mod:`centernet.inference.backends` backend: the eager model (from a
 Lightning checkpoint), or an exported TorchScript / ONNX file with decoding inside.
 """
 
@@ -24,16 +24,16 @@ import cv2
 import numpy as np
 import torch
 
-from .backends import Backend, EagerBackend, OnnxRuntimeBackend, TorchScriptBackend
-from .decode import split_detections
-from .evaluation import coco_results
-from .export import read_metadata
-from .lightning_module import CenterNetModule
-from .model import CenterNet
-from .onnx_cache import cached_onnx_export
-from .sources import IMAGE_SUFFIXES, as_rgb, expand_inputs, list_images, read_rgb
-from .tta import class_aware_nms, merge_flipped_maps
-from .viz import draw_detections
+from centernet.evaluation import coco_results
+from centernet.inference.backends import Backend, EagerBackend, OnnxRuntimeBackend, TorchScriptBackend
+from centernet.inference.export import read_metadata
+from centernet.inference.inputs import IMAGE_SUFFIXES, as_rgb, expand_inputs, list_images, read_rgb
+from centernet.inference.onnx_cache import cached_onnx_export
+from centernet.inference.tta import class_aware_nms, merge_flipped_maps
+from centernet.model import CenterNet
+from centernet.tasks.detection.decode import split_detections
+from centernet.training.module import CenterNetModule
+from centernet.viz import draw_detections
 
 __all__ = ["IMAGE_SUFFIXES", "Detector", "Prediction", "list_images", "read_rgb"]
 
@@ -91,7 +91,7 @@ class Detector:
     """A trained CenterNet ready for inference.
 
     Args:
-        model: The network, or a ready :class:`~centernet.backends.Backend` (an exported file).
+        model: The network, or a ready :class:`~centernet.inference.backends.Backend` (an exported file).
         class_names: Names indexed by contiguous label.
         category_ids: Dataset category id of each contiguous label.
         image_size: Side of the square network input in resize mode (a multiple of 32).
@@ -141,7 +141,7 @@ class Detector:
         """Load a Lightning checkpoint written by ``centernet fit``; ``image_size`` defaults to the training size.
 
         ``backend="eager"`` runs the PyTorch model (``half`` and ``channels_last`` apply to it);
-        ``"onnxruntime"`` exports the checkpoint to ONNX once (cached, see :mod:`centernet.onnx_cache`) and runs
+        ``"onnxruntime"`` exports the checkpoint to ONNX once (cached, see :mod:`centernet.inference.onnx_cache`) and runs
         it on ONNX Runtime, the fastest CPU path.
         """
         if not Path(path).is_file():

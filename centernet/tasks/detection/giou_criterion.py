@@ -8,10 +8,10 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import generalized_box_iou_loss
 
-from centernet.box_targets import render_box_targets
 from centernet.distributed import global_mean_count
 from centernet.losses import focal_loss_with_logits
-from centernet.model.criterion import heatmap_targets
+from centernet.tasks.detection.box_targets import render_box_targets
+from centernet.tasks.detection.criterion import heatmap_targets
 
 __all__ = ["GIoUCriterion", "ltrb_to_boxes"]
 
@@ -37,7 +37,7 @@ class GIoUCriterion(nn.Module):
     """Loss of the ltrb head: CenterNet's focal heatmap loss plus TTFNet's weighted GIoU box loss.
 
     The box loss is ``sum_cells w * (1 - GIoU(pred, target)) / max(sum_cells w, 1e-4)`` over the cells of
-    every object's centre region (:func:`centernet.box_targets.render_box_targets`), GIoU from
+    every object's centre region (:func:`centernet.tasks.detection.box_targets.render_box_targets`), GIoU from
     ``torchvision.ops`` (Rezatofighi et al. 2019). Unlike L1 on sizes it is scale-invariant and uses many
     samples per object instead of one. An image without objects contributes only heatmap negatives.
 

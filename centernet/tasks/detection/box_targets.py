@@ -2,14 +2,14 @@
 
 Every cell in an object's centre region is a regression sample for that object's box. The region and the
 per-cell weights follow TTFNet: the region is the object's elliptical Gaussian (radius ``alpha`` times half the
-box size along each axis, as :func:`centernet.targets.render_targets` draws the heatmap) and the weights are the
+box size along each axis, as :func:`centernet.tasks.detection.targets.render_targets` draws the heatmap) and the weights are the
 Gaussian values normalised so that each object's weights sum to ``log(area)`` (area in input pixels): large
 objects carry more weight, but only logarithmically. With ``sampling="center3x3"`` the region is instead the
 3x3 cells around the centre cell, uniformly weighted (the same total ``log(area)``). A cell inside several
 regions regresses the smallest of those boxes (TTFNet's order), with that box's weight.
 
 Convention: the point of cell (x, y) is (x, y) in output cells (its top-left corner; the same point that
-:mod:`centernet.decode` adds offsets to), and boxes are x1, y1, x2, y2 in output cells.
+:mod:`centernet.tasks.detection.decode` adds offsets to), and boxes are x1, y1, x2, y2 in output cells.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from centernet.targets import _gaussian_profile
+from centernet.tasks.detection.targets import _gaussian_profile
 
 __all__ = ["BoxTargets", "render_box_targets"]
 

@@ -1,6 +1,6 @@
 """Decoding of CenterNet outputs: heatmap peaks -> scored, labelled boxes in input pixels.
 
-The centre-cell convention is the one of :mod:`centernet.targets`: a peak at cell (x, y) with predicted offset
+The centre-cell convention is the one of :mod:`centernet.tasks.detection.targets`: a peak at cell (x, y) with predicted offset
 (dx, dy) and size (w, h), all in output cells, decodes to the centre ``((x + dx) * R, (y + dy) * R)`` and the
 size ``(w * R, h * R)`` in input pixels, R being the output stride.
 """
@@ -196,7 +196,7 @@ def decode_ltrb_detections(
 
     Peaks are found as in :func:`decode_detections` (3x3 max-pool, top-K over classes x cells). A peak at cell
     (x, y) with distances (l, t, r, b) decodes to the box ``((x - l) R, (y - t) R, (x + r) R, (y + b) R)`` in
-    input pixels, the point (x, y) being the one of :mod:`centernet.box_targets`.
+    input pixels, the point (x, y) being the one of :mod:`centernet.tasks.detection.box_targets`.
 
     Args:
         heatmap_logits: (N, C, Ho, Wo) heatmap logits.

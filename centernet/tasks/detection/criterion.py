@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from centernet.distributed import global_mean_count
 from centernet.losses import focal_loss_with_logits, masked_l1_loss
-from centernet.targets import CenterNetTargets, render_targets
+from centernet.tasks.detection.targets import CenterNetTargets, render_targets
 
 __all__ = ["CenterNetCriterion", "heatmap_targets"]
 
@@ -41,7 +41,7 @@ class CenterNetCriterion(nn.Module):
     Args:
         num_classes: number of heatmap channels C.
         stride: output stride R of the model.
-        gaussian: heatmap kernel, ``"ttfnet"`` or ``"cornernet"`` (see :func:`centernet.targets.render_targets`).
+        gaussian: heatmap kernel, ``"ttfnet"`` or ``"cornernet"`` (see :func:`centernet.tasks.detection.targets.render_targets`).
         alpha: TTFNet radius factor.
         min_overlap: CornerNet IoU threshold.
         heatmap_weight: weight of the heatmap loss in ``total``.

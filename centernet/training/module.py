@@ -17,13 +17,13 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.trainer.states import TrainerFn
 
-from .decode import split_detections
-from .distributed import deduplicate_by_image_id, gather_objects, is_distributed, scaled_learning_rate
-from .ema import EMA_STATE_KEY
-from .evaluation import COCO_METRIC_NAMES, build_coco_metric, coco_metrics_to_dict
-from .finetune import load_finetune_weights
-from .model import CenterNet
-from .optim import split_weight_decay, warmup_cosine
+from centernet.distributed import deduplicate_by_image_id, gather_objects, is_distributed, scaled_learning_rate
+from centernet.evaluation import COCO_METRIC_NAMES, build_coco_metric, coco_metrics_to_dict
+from centernet.model import CenterNet
+from centernet.tasks.detection.decode import split_detections
+from centernet.training.ema import EMA_STATE_KEY
+from centernet.training.finetune import load_finetune_weights
+from centernet.training.optim import split_weight_decay, warmup_cosine
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Tasks: what the network predicts and how it is trained, decoded, evaluated and drawn."""

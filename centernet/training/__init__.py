@@ -1,0 +1,2 @@
+"""Training with PyTorch Lightning: the LightningModule, the LightningCLI, callbacks, EMA, checkpoint IO and the
+optimiser."""
