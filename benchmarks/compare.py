@@ -15,8 +15,8 @@ resizes them to its fixed 320x320); every number is the median of ``--repeats`` 
 3. Rendering CenterNet's training targets for 16 images at 512x512 with 50 objects each, against the time of
    one CenterNet training step on that batch; and peak decoding against the network time.
 4. COCO box evaluation of 5,000 synthetic images with 100 detections each: pycocotools against the evaluator
-   that ``centernet validate`` uses (faster-coco-eval) and the one validation during training uses
-   (torchmetrics' MeanAveragePrecision on faster-coco-eval); the AP each reports is printed to show they agree.
+   that validation during ``fit`` and ``centernet validate`` share (faster-coco-eval); the AP each reports is
+   printed to show they agree.
 
 Usage:
 
@@ -337,36 +337,6 @@ def _validate_evaluator(ground_truth: dict, results: list[dict]) -> Callable[[],
     return lambda: evaluate_coco(ground_truth, results).metrics["map"]
 
 
-def _training_metric(ground_truth: dict, results: list[dict]) -> Callable[[], float]:
-    """torchmetrics' MeanAveragePrecision as validation during training feeds it: tensors per image."""
-    from centernet.evaluation import build_coco_metric
-
-    by_image: dict[int, list[dict]] = {}
-    for result in results:
-        by_image.setdefault(result["image_id"], []).append(result)
-    truth: dict[int, list[dict]] = {}
-    for annotation in ground_truth["annotations"]:
-        truth.setdefault(annotation["image_id"], []).append(annotation)
-
-    def xyxy(entries: list[dict]) -> torch.Tensor:
-        boxes = torch.tensor([entry["bbox"] for entry in entries], dtype=torch.float32).reshape(-1, 4)
-        return torch.cat([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], dim=1)
-
-    predictions, targets = [], []
-    for image in ground_truth["images"]:
-        mine, theirs = by_image.get(image["id"], []), truth.get(image["id"], [])
-        predictions.append({"boxes": xyxy(mine), "scores": torch.tensor([r["score"] for r in mine]),
-                            "labels": torch.tensor([r["category_id"] for r in mine])})  # fmt: skip
-        targets.append({"boxes": xyxy(theirs), "labels": torch.tensor([a["category_id"] for a in theirs])})
-    metric = build_coco_metric()
-
-    def update_and_compute() -> float:
-        metric.update(predictions, targets)
-        return float(metric.compute()["map"])
-
-    return update_and_compute
-
-
 def evaluation_section(images: int, detections: int) -> list[str]:
     ground_truth, results = synthetic_coco(images, detections)
     print(f"  evaluation: {images} images, {len(ground_truth['annotations'])} boxes, {len(results)} detections")
@@ -374,8 +344,7 @@ def evaluation_section(images: int, detections: int) -> list[str]:
              "| --- | ---: | ---: | ---: |"]  # fmt: skip
     baseline = None
     for name, prepare in (("pycocotools", _pycocotools),
-                          ("faster-coco-eval (`centernet validate`)", _validate_evaluator),
-                          ("torchmetrics + faster-coco-eval (validation in `fit`)", _training_metric)):  # fmt: skip
+                          ("faster-coco-eval (`fit` and `validate`)", _validate_evaluator)):  # fmt: skip
         evaluate = prepare(ground_truth, results)
         start = time.perf_counter()
         ap = evaluate()

@@ -45,7 +45,7 @@ def _pipeline_images_per_second(dm: CenterNetDataModule, workers: int, batches: 
 
 def _train_step_images_per_second(batch: dict, classes: int, repeats: int) -> float:
     torch.manual_seed(0)
-    model = CenterNet(classes, backbone="resnet18", neck="lateral", neck_channels=(128, 64, 64))
+    model = CenterNet(classes, backbone="resnet18", neck={"name": "lateral", "channels": (128, 64, 64)})
     model = model.to(memory_format=torch.channels_last)
     batch = {**batch, "image": batch["image"].contiguous(memory_format=torch.channels_last)}
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

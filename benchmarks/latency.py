@@ -33,7 +33,6 @@ from centernet.inference import Detector
 from centernet.inference.backends import EagerBackend, as_float_images
 from centernet.inference.export import export_onnx, export_torchscript
 from centernet.model import CenterNet
-from centernet.tasks.detection.decode import split_detections
 
 NUM_CLASSES = 80
 
@@ -131,10 +130,10 @@ def main() -> None:
 
 
 def _stages(name: str, detector: Detector, parts: dict, images: list[np.ndarray], repeats: int) -> dict[str, float]:
-    prepared = [detector._letterbox(image, 1.0, False) for image in images]
+    prepared = [detector._letterbox(image.shape[:2], 1.0, False) for image in images]
 
     def preprocess() -> Tensor:
-        canvases = [detector._letterbox(image, 1.0, False)[0] for image in images]  # uint8
+        canvases = [detector._letterbox(image.shape[:2], 1.0, False).apply(image) for image in images]  # uint8
         return as_float_images(torch.from_numpy(np.stack(canvases)).permute(0, 3, 1, 2)).contiguous()
 
     batch = preprocess()
@@ -158,12 +157,13 @@ def _stages(name: str, detector: Detector, parts: dict, images: list[np.ndarray]
         detections = detector.backend(batch)
 
         def postprocess() -> None:
-            for (_, (sx, sy)), image, det in zip(prepared, images, split_detections(detections), strict=True):
-                boxes = det["boxes"].double() / torch.tensor([sx, sy, sx, sy], dtype=torch.float64)
-                boxes[:, 0::2] = boxes[:, 0::2].clamp(0, image.shape[1])
-                boxes[:, 1::2] = boxes[:, 1::2].clamp(0, image.shape[0])
-                det = {"boxes": boxes.float(), "scores": det["scores"], "labels": det["labels"]}
-                detector._finish(det, image.shape[:2], 0.3, None, 100)
+            task = detector.task
+            for row, (letterbox, image) in enumerate(zip(prepared, images, strict=True)):
+                one = {key: value[row] for key, value in detections.items()}
+                keep = one["scores"] > 0
+                det = task.to_original({key: value[keep] for key, value in one.items()}, letterbox)
+                selected = task.select(det, 0.3, 100, None)
+                task.result(selected, detector.class_names, detector.category_ids, image.shape[:2])
 
         return {
             "preprocess": median_ms(preprocess, repeats),

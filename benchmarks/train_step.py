@@ -54,7 +54,9 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    model = CenterNet(args.classes, backbone=args.backbone, neck=args.neck, neck_channels=args.neck_channels)
+    model = CenterNet(
+        args.classes, backbone=args.backbone, neck={"name": args.neck, "channels": tuple(args.neck_channels)}
+    )
     batch = _batch(args.batch, args.size, args.boxes, args.classes)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -1,14 +1,30 @@
 """centernet: CenterNet ("Objects as Points") object detection with PyTorch Lightning.
 
-The public surface: the detector (:class:`CenterNet`), its Lightning training adapter (:class:`CenterNetModule`),
-the data module (:class:`CenterNetDataModule`) and the inference API (:class:`Detector`).
+The public surface: the network (:class:`CenterNet`), its Lightning training adapter (:class:`CenterNetModule`),
+the data module (:class:`CenterNetDataModule`) and the inference API (:class:`Detector`, :class:`Prediction`).
+They are imported on first use, so ``import centernet`` (and ``centernet.inference``, ``centernet.model``) does
+not load Lightning, torchmetrics or albumentations.
 """
 
-from centernet.data import CenterNetDataModule
-from centernet.inference import Detector, Prediction
-from centernet.model import CenterNet
-from centernet.training.module import CenterNetModule
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["CenterNet", "CenterNetDataModule", "CenterNetModule", "Detector", "Prediction", "__version__"]
+_EXPORTS = {
+    "CenterNet": "centernet.model",
+    "CenterNetDataModule": "centernet.data.datamodule",
+    "CenterNetModule": "centernet.training.module",
+    "Detector": "centernet.inference",
+    "Prediction": "centernet.inference",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'centernet' has no attribute {name!r}")

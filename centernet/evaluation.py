@@ -1,8 +1,8 @@
 """COCO box metrics: the 12 standard numbers, computed in original-image pixels.
 
-We use torchmetrics' ``MeanAveragePrecision`` (so the metric is an object that Lightning can reset, move and,
-under DDP, synchronise) with the faster-coco-eval backend, which reproduces pycocotools' numbers several times
-faster; pycocotools is the fallback when faster-coco-eval is not installed.
+:func:`evaluate_coco` runs pycocotools' evaluation through faster-coco-eval, which reproduces pycocotools'
+numbers several times faster (pycocotools is the fallback when faster-coco-eval is not installed). Tasks wrap it
+in their evaluator objects (e.g. :class:`~centernet.tasks.detection.evaluator.DetectionEvaluator`).
 """
 
 from __future__ import annotations
@@ -17,21 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torchmetrics.detection import MeanAveragePrecision
+
+from centernet.boxes import xyxy_to_xywh
 
 __all__ = [
     "COCO_METRIC_NAMES",
     "CocoEvaluation",
-    "build_coco_metric",
     "coco_results",
-    "coco_metrics_to_dict",
     "evaluate_coco",
     "format_coco_table",
     "write_metrics_json",
 ]
 
-# The 12 numbers of COCO's box evaluation, under torchmetrics' names, in pycocotools' print order.
+# The 12 numbers of COCO's box evaluation (torchmetrics' names), in pycocotools' print order.
 COCO_METRIC_NAMES: tuple[str, ...] = (
     "map",
     "map_50",
@@ -61,21 +59,6 @@ _DESCRIPTIONS: dict[str, str] = {
     "mar_medium": "AR @[IoU=0.50:0.95 | area=medium | maxDets=100]",
     "mar_large": "AR @[IoU=0.50:0.95 | area=large | maxDets=100]",
 }
-
-
-def build_coco_metric(class_metrics: bool = False) -> MeanAveragePrecision:
-    """A COCO box metric that expects xyxy boxes in original-image pixels.
-
-    Args:
-        class_metrics: Also compute per-class AP (slower).
-    """
-    backend = "faster_coco_eval" if importlib.util.find_spec("faster_coco_eval") else "pycocotools"
-    return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend=backend, class_metrics=class_metrics)
-
-
-def coco_metrics_to_dict(computed: Mapping[str, torch.Tensor]) -> dict[str, float]:
-    """The 12 COCO numbers of a ``MeanAveragePrecision.compute()`` result as plain floats (-1 means undefined)."""
-    return {name: float(computed[name]) for name in COCO_METRIC_NAMES}
 
 
 def format_coco_table(metrics: Mapping[str, float], title: str = "COCO box metrics"):
@@ -118,12 +101,12 @@ def coco_results(
         extra: Fields copied into every entry (e.g. ``file_name``).
     """
     entries = []
-    for box, score, category_id in zip(boxes, scores, category_ids, strict=True):
-        x1, y1, x2, y2 = (float(v) for v in box)
+    xywh = xyxy_to_xywh(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+    for box, score, category_id in zip(xywh, scores, category_ids, strict=True):
         entry: dict[str, object] = {
             "image_id": int(image_id),
             "category_id": int(category_id),
-            "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
+            "bbox": [round(float(v), 3) for v in box],
             "score": round(float(score), 5),
         }
         if extra:

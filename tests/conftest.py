@@ -1,15 +1,11 @@
-"""Shared fixtures: a tiny built-in shapes dataset and the keyword arguments of a tiny CenterNet."""
+"""Shared fixtures: a tiny built-in shapes dataset, a real checkpoint of a tiny model, a private cache folder."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-
-from centernet.data import CenterNetDataModule, ensure_shapes_dataset
-
-# A CenterNet small enough to train for a few steps in seconds on two CPU cores.
-TINY_MODEL = {"backbone": "resnet18", "neck": "lateral", "neck_channels": (32, 32, 32), "head_channels": 32}
+from helpers import quiet_trainer, tiny_module, tiny_shapes_data
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,47 +23,30 @@ def _private_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def shapes_root(tmp_path_factory) -> str:
     """Root of a generated shapes cache (16 train / 8 val images of 64 px), shared by the whole test run."""
+    from centernet.data.synthetic import ensure_shapes_dataset
+
     root = tmp_path_factory.mktemp("shapes")
     ensure_shapes_dataset(root, num_train=16, num_val=8, image_size=64, seed=0)
     return str(root)
 
 
-def tiny_shapes_data(shapes_root: str, batch_size: int) -> CenterNetDataModule:
-    """A DataModule over the ``shapes_root`` fixture's dataset, 64 px, loading in the main process."""
-    return CenterNetDataModule(
-        dataset="shapes",
-        shapes_root=shapes_root,
-        shapes_train_images=16,
-        shapes_val_images=8,
-        shapes_image_size=64,
-        image_size=64,
-        batch_size=batch_size,
-        num_workers=0,
-    )
-
-
 @pytest.fixture(scope="session")
 def tiny_checkpoint(shapes_root, tmp_path_factory) -> str:
-    """A Lightning checkpoint (random weights, boxes of ~12 px) of a TINY_MODEL for ``shapes_root``'s 64 px data.
+    """A real checkpoint of ``centernet fit``'s kind: a tiny model after one optimiser step on ``shapes_root``'s
+    64 px data (weights, optimiser, loops, data-module settings), boxes of ~12 px.
 
-    Written in the layout of ``centernet fit``'s checkpoints, data module settings included, without training.
+    Its size head starts with a bias of 3 cells (12 px) rather than near-zero sizes, so that decoded boxes overlap
+    the 6-25 px shapes and the inference tests see real boxes.
     """
-    import lightning as L
     import torch
-
-    from centernet.training.module import CenterNetModule
 
     torch.manual_seed(0)
     data = tiny_shapes_data(shapes_root, batch_size=8)
-    module = CenterNetModule(data.num_classes, data.class_names, data.category_ids, 64, **TINY_MODEL)
-    with torch.no_grad():  # boxes of about 3 cells (12 px) rather than near-zero sizes
+    module = tiny_module(data, optimizer={"lr": 1e-6})
+    with torch.no_grad():
         module.model.head.size[-1].bias.fill_(3.0)
+    trainer = quiet_trainer(max_steps=1, limit_val_batches=0)
+    trainer.fit(module, datamodule=data)
     path = tmp_path_factory.mktemp("checkpoint") / "tiny.ckpt"
-    checkpoint = {
-        "state_dict": module.state_dict(),
-        "hyper_parameters": dict(module.hparams),
-        "datamodule_hyper_parameters": {**data.hparams, "_instantiator": "lightning.pytorch.cli.instantiate_module"},
-        "pytorch-lightning_version": L.__version__,
-    }
-    torch.save(checkpoint, path)
+    trainer.save_checkpoint(path)
     return str(path)

@@ -11,8 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
-from centernet.model import CenterNet, DLABackbone, DLAUpNeck, ModulatedDeformConv2d, TimmBackbone
-from centernet.model.dla_up import _bilinear_upsampling
+from centernet.model import CenterNet
+from centernet.model.dcn import ModulatedDeformConv2d
+from centernet.model.dla import DLABackbone
+from centernet.model.dla_up import DLAUpNeck, _bilinear_upsampling
+from centernet.model.timm_backbone import TimmBackbone
 
 NUM_CLASSES = 3
 BACKBONES = ("resnet18", "dla34", "timm:mobilenetv3_small_050")
@@ -38,11 +41,8 @@ def test_every_combination_trains_and_rejects_bad_sizes(backbone, neck, head, de
     model = CenterNet(
         NUM_CLASSES,
         backbone=backbone,
-        neck=neck,
-        head=head,
-        deformable=deformable,
-        neck_channels=(16, 16, 16),
-        head_channels=16,
+        neck={"name": neck, "channels": (16, 16, 16), "deformable": deformable},
+        head={"type": head, "channels": 16},
     )
     batch = _batch()  # 64 x 96: the width is not a power of two, the stride-32 map is 2 x 3
     outputs = model(batch)
@@ -67,7 +67,7 @@ def test_unknown_names_are_clear_errors():
         CenterNet(2, backbone="vgg16")
     with pytest.raises(ValueError, match="neck must be"):
         CenterNet(2, neck="fpn2")
-    with pytest.raises(ValueError, match="head must be 'size' or 'ltrb'"):
+    with pytest.raises(ValueError, match="head type must be 'size' or 'ltrb'"):
         CenterNet(2, head="corners")
     with pytest.raises(ValueError, match="unknown timm model 'no_such_net'"):
         CenterNet(2, backbone="timm:no_such_net")
@@ -172,7 +172,7 @@ def test_offline_pretrained_timm_weights_fail_with_instructions(backbone, monkey
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(RuntimeError, match=r"Hugging Face Hub cache.*pretrained: false"):
-        CenterNet(2, backbone=backbone, pretrained=True)
+        CenterNet(2, backbone={"name": backbone, "pretrained": True})
 
 
 # --- freezing -------------------------------------------------------------------------------------------------------
@@ -181,12 +181,13 @@ def test_offline_pretrained_timm_weights_fail_with_instructions(backbone, monkey
 @pytest.mark.parametrize("backbone", ["resnet18", "dla34"])
 def test_frozen_stages_and_batchnorm(backbone):
     torch.manual_seed(0)
-    reference = CenterNet(2, backbone=backbone, neck_channels=(16, 16, 16), head_channels=16)
+    small = {"neck": {"name": "upsampling", "channels": (16, 16, 16)}, "head": {"channels": 16}}
+    reference = CenterNet(2, backbone=backbone, **small)
     for module in reference.modules():  # non-trivial statistics, so that a wrong copy would show
         if isinstance(module, nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
-    frozen = CenterNet(2, backbone=backbone, neck_channels=(16, 16, 16), head_channels=16, frozen_stages=2)
+    frozen = CenterNet(2, backbone={"name": backbone, "frozen_stages": 2}, **small)
     frozen.load_state_dict(reference.state_dict())  # FrozenBatchNorm2d keeps BatchNorm2d's state names
     stem, first, second = frozen.backbone.stages()[:3]
     assert not any(p.requires_grad for p in [*stem.parameters(), *first.parameters()])
@@ -198,8 +199,8 @@ def test_frozen_stages_and_batchnorm(backbone):
     with torch.no_grad():
         torch.testing.assert_close(frozen.eval()(image), reference.eval()(image))
 
-    all_frozen = CenterNet(2, backbone=backbone, neck_channels=(16, 16, 16), head_channels=16, freeze_bn=True)
+    all_frozen = CenterNet(2, backbone={"name": backbone, "freeze_bn": True}, **small)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in all_frozen.backbone.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in all_frozen.neck.modules())  # only the backbone
     with pytest.raises(ValueError, match="frozen_stages must be in"):
-        CenterNet(2, backbone=backbone, frozen_stages=9)
+        CenterNet(2, backbone={"name": backbone, "frozen_stages": 9})

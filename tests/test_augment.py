@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from dataset_writers import noise_item, write_yolo
+from helpers.writers import noise_item, write_yolo
 
 from centernet.data import CenterNetDataModule, Mosaic, build_transform_from_config
 

@@ -24,7 +24,9 @@ def test_a_checkpoint_exports_once_and_runs_on_onnxruntime_like_the_eager_model(
     monkeypatch.setenv("CENTERNET_CACHE", str(tmp_path))
     exports = []
     real_export = centernet.inference.onnx_cache.export_onnx
-    monkeypatch.setattr(centernet.inference.onnx_cache, "export_onnx", lambda *a, **k: exports.append(a) or real_export(*a, **k))
+    monkeypatch.setattr(
+        centernet.inference.onnx_cache, "export_onnx", lambda *a, **k: exports.append(a) or real_export(*a, **k)
+    )
     onnx = Detector.from_checkpoint(tiny_checkpoint, backend="onnxruntime")
     again = Detector.from_checkpoint(tiny_checkpoint, backend="onnxruntime")
     assert onnx.backend.name == again.backend.name == "onnxruntime" and len(exports) == 1

@@ -7,13 +7,12 @@ import math
 import lightning as L
 import pytest
 import torch
-from conftest import tiny_shapes_data
+from helpers import quiet_trainer, tiny_module, tiny_shapes_data
 
-from centernet.model import CenterNet, GIoUCriterion
+from centernet.model import CenterNet
 from centernet.tasks.detection.box_targets import render_box_targets
 from centernet.tasks.detection.decode import decode_ltrb_detections
-from centernet.tasks.detection.giou_criterion import ltrb_to_boxes
-from centernet.training.module import CenterNetModule
+from centernet.tasks.detection.giou_criterion import GIoUCriterion, ltrb_to_boxes
 
 
 def _one_box(cx: float, cy: float, w: float, h: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,7 +22,7 @@ def _one_box(cx: float, cy: float, w: float, h: float) -> tuple[torch.Tensor, to
 def test_gaussian_region_weights_sum_to_log_area():
     # 64 x 64 input, 16 x 16 cells: centre (8.5, 6.25) cells -> cell (8, 6); size 8 x 6 cells = 32 x 24 px.
     bboxes, mask = _one_box(8.5 / 16, 6.25 / 16, 0.5, 0.375)
-    targets = render_box_targets(bboxes, mask, (16, 16), stride=4, alpha=0.54)
+    targets = render_box_targets(bboxes, mask, (16, 16), stride=4, gaussian_extent=0.54)
     # Radii floor(0.54 * 8 / 2) = 2 in x and floor(0.54 * 6 / 2) = 1 in y: a 5 x 3 region.
     region = targets.weight > 0
     assert region.sum() == 15
@@ -88,7 +87,7 @@ def test_decode_ltrb_round_trip():
     assert detections["labels"][0, 0] == 1
     assert detections["scores"][0, 0].item() == pytest.approx(torch.sigmoid(torch.tensor(3.0)).item())
     # CenterNet.decode dispatches on the head: the same maps through a model with the ltrb head.
-    model = CenterNet(2, head="ltrb", neck_channels=(8, 8, 8), head_channels=8, max_detections=5)
+    model = CenterNet(2, neck={"channels": (8, 8, 8)}, head={"type": "ltrb", "channels": 8}, max_detections=5)
     torch.testing.assert_close(model.decode({"heatmap": heatmap, "ltrb": ltrb}), detections)
 
 
@@ -98,19 +97,7 @@ _LOGGED = {"total": "loss", "heatmap": "loss_heatmap", "box": "loss_box"}
 def test_short_training_run_with_the_giou_head_learns(shapes_root):
     L.seed_everything(0)
     data = tiny_shapes_data(shapes_root, batch_size=8)
-    module = CenterNetModule(
-        data.num_classes,
-        data.class_names,
-        data.category_ids,
-        64,
-        backbone="resnet18",
-        neck="lateral",
-        neck_channels=(32, 32, 32),
-        head_channels=32,
-        head="ltrb",
-        lr=3e-3,
-        warmup_steps=5,
-    )
+    module = tiny_module(data, head={"type": "ltrb"}, optimizer={"lr": 3e-3, "warmup_steps": 5})
     losses: list[dict[str, float]] = []
 
     class Recorder(L.Callback):
@@ -118,16 +105,7 @@ def test_short_training_run_with_the_giou_head_learns(shapes_root):
             metrics = trainer.callback_metrics  # this step's logged losses
             losses.append({k: float(metrics[f"train/{name}_step"]) for k, name in _LOGGED.items()})
 
-    trainer = L.Trainer(
-        max_steps=60,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=[Recorder()],
-    )
+    trainer = quiet_trainer(max_steps=60, limit_val_batches=0, callbacks=[Recorder()])
     trainer.fit(module, datamodule=data)
     first = {k: sum(step[k] for step in losses[:5]) / 5 for k in losses[0]}
     last = {k: sum(step[k] for step in losses[-5:]) / 5 for k in losses[0]}

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from centernet.cli.main import main
-from centernet.training.cli import CenterNetCLI, config_path
+from centernet.configs import config_path
+from centernet.training.cli import CenterNetCLI
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,8 +23,8 @@ def _tiny_overrides(shapes_root: str, root_dir: Path) -> list[str]:
         "--trainer.max_epochs=2",
         "--trainer.check_val_every_n_epoch=1",
         "--trainer.enable_progress_bar=false",
-        "--model.neck_channels=[32, 32, 32]",
-        "--model.head_channels=32",
+        "--model.neck.channels=[32, 32, 32]",
+        "--model.head.channels=32",
         "--data.shapes_train_images=16",
         "--data.shapes_val_images=8",
         "--data.shapes_image_size=64",
@@ -48,7 +49,7 @@ def test_fit_writes_a_complete_run_directory_and_predict_uses_it(shapes_root, tm
     assert all(isinstance(metrics[name], float) for name in names) and metrics["epoch"] == 1
 
     # Values derived from the data flow into the model and travel with the checkpoint.
-    hparams = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+    hparams = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)[
         "hyper_parameters"
     ]
     assert hparams["num_classes"] == 5 and hparams["image_size"] == 64
@@ -56,7 +57,15 @@ def test_fit_writes_a_complete_run_directory_and_predict_uses_it(shapes_root, tm
     assert hparams["category_ids"] == [1, 2, 3, 4, 5]
     # The resolved config records the demo's overrides on top of the base file.
     resolved = (run_dir / "config.yaml").read_text()
-    assert "dataset: shapes" in resolved and "backbone: resnet18" in resolved
+    assert "dataset: shapes" in resolved and "name: resnet18" in resolved and "name: lateral" in resolved
+
+    # One number per checkpoint: validate scores the checkpoint fit validated last to the same 12 numbers (same
+    # letterbox, same evaluator, same ground truth: the annotations as the validation policy left them).
+    last = run_dir / "checkpoints" / "last.ckpt"
+    validated = main(["validate", "--checkpoint", str(last), "--backend", "eager", "--output", str(tmp_path / "v")])
+    # (fit logs float32 values: equal to about 1e-7)
+    assert {name: validated[name] for name in names} == pytest.approx({name: metrics[name] for name in names}, abs=1e-6)
+    assert metrics["map"] > 0 or metrics["mar_100"] > 0  # a comparison of numbers that are not all zero
 
     images = Path(shapes_root) / "shapes-v1-seed0-train16-val8-64px" / "val" / "images"
     out = tmp_path / "predict"
@@ -93,7 +102,7 @@ def test_unknown_config_keys_are_errors(tmp_path, capsys):
 def test_cli_without_subcommand_reads_the_base_config(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["centernet"])
     cli = CenterNetCLI(args=["--config", str(config_path("demo")), "--data.shapes_root=/nonexistent"], run=False)
-    assert cli.config["model"]["min_overlap"] == 0.7 and cli.config["data"]["dataset"] == "shapes"
+    assert cli.config["model"]["loss"]["min_overlap"] == 0.7 and cli.config["data"]["dataset"] == "shapes"
     assert cli.model.model.num_classes == 5
 
 

@@ -7,7 +7,7 @@ import json
 import cv2
 import pytest
 import yaml
-from dataset_writers import noise_item, write_yolo
+from helpers.writers import noise_item, write_yolo
 
 from centernet.cli.main import main
 
@@ -56,7 +56,7 @@ def test_data_check_lists_errors_with_files_and_fails(tmp_path, capsys):
     assert "v.png: zero-byte file" in printed and "errors found; training would stop" in printed
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert len(report["splits"]["train"]["errors"]) == 1 and len(report["splits"]["val"]["errors"]) == 1
-    with pytest.raises(SystemExit, match="invalid data config"):
+    with pytest.raises(ValueError, match=r"invalid config .*config.yaml.*--data.no_such_key=1"):
         main(["data", "check", "--config", str(config), "--data.no_such_key=1"])
 
 

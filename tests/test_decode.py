@@ -1,4 +1,4 @@
-"""Tests of centernet.tasks.detection.decode, including the encode -> decode round trip with centernet.tasks.detection.targets."""
+"""Tests of the detection decoding, including the encode -> decode round trip with the target rendering."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
+from helpers import per_image
 
-from centernet.boxes import relative_cxcywh_to_xyxy
-from centernet.tasks.detection.decode import decode_detections, split_detections
+from centernet.boxes import cxcywh_to_xyxy, relative_to_absolute
+from centernet.tasks.detection.decode import decode_detections
 from centernet.tasks.detection.targets import render_targets
 
 STRIDE = 4
@@ -67,11 +68,11 @@ def test_encode_decode_round_trip():
     num_peaks = len({(n, y, x, int(labels[n, d])) for (n, y, x), rows in cells.items() for d in rows})
 
     detections = decode_detections(torch.logit(targets.heatmap), size, offset, stride=STRIDE, max_detections=200)
-    per_image = split_detections(detections)
-    assert sum(len(image["scores"]) for image in per_image) == num_peaks  # every peak, nothing else
-    gt_boxes = relative_cxcywh_to_xyxy(bboxes, (height, width))  # (N, D, 4) input pixels
+    images = per_image(detections)
+    assert sum(len(image["scores"]) for image in images) == num_peaks  # every peak, nothing else
+    gt_boxes = cxcywh_to_xyxy(relative_to_absolute(bboxes, (height, width)))  # (N, D, 4) input pixels
     missed = set()
-    for n, image in enumerate(per_image):
+    for n, image in enumerate(images):
         assert (image["scores"] == 1).all()
         rows = mask[n].nonzero().flatten().tolist()
         for d in rows:
@@ -118,24 +119,12 @@ def test_peaks_classes_and_box_geometry():
     offset = torch.zeros(1, 2, 6, 8)
     size[0, :, 2, 3] = torch.tensor([4.0, 2.0])
     offset[0, :, 2, 3] = torch.tensor([0.5, 0.25])
-    detections = split_detections(decode_detections(heatmap, size, offset, stride=4, max_detections=10), 0.5)[0]
+    detections = per_image(decode_detections(heatmap, size, offset, stride=4, max_detections=10), 0.5)[0]
     assert detections["labels"].tolist() == [0, 0, 1]
     torch.testing.assert_close(detections["scores"], torch.sigmoid(torch.tensor([25.0, 3.0, 1.0])))
     # Centre ((3 + 0.5) * 4, (2 + 0.25) * 4) = (14, 9), size (16, 8).
     torch.testing.assert_close(detections["boxes"][1], torch.tensor([6.0, 5.0, 22.0, 13.0]))
     torch.testing.assert_close(detections["boxes"][2], detections["boxes"][1])
-
-
-def test_split_keeps_scores_strictly_above_threshold():
-    detections = {
-        "boxes": torch.arange(24, dtype=torch.float32).view(2, 3, 4),
-        "scores": torch.tensor([[0.75, 0.5, 0.0], [0.0, 0.0, 0.0]]),
-        "labels": torch.tensor([[1, 2, 0], [0, 0, 0]]),
-    }
-    per_image = split_detections(detections)
-    assert per_image[0]["scores"].tolist() == [0.75, 0.5] and per_image[0]["labels"].tolist() == [1, 2]
-    assert per_image[0]["boxes"].shape == (2, 4) and per_image[1]["boxes"].shape == (0, 4)
-    assert split_detections(detections, score_threshold=0.5)[0]["labels"].tolist() == [1]
 
 
 def test_separable_3x3_maximum_equals_max_pooling():

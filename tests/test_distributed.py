@@ -10,22 +10,20 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from scripts.ddp_fit import TINY_MODEL, NoisyOracleModule
+from helpers import TINY_MODEL, quiet_trainer, tiny_module, tiny_shapes_data
+from scripts.ddp_fit import NoisyOracleModule
 
-from centernet.data import CenterNetDataModule, ensure_shapes_dataset
+from centernet.data.datamodule import CenterNetDataModule
 from centernet.data.sampler import SeededEpochSampler
+from centernet.data.synthetic import ensure_shapes_dataset
 from centernet.distributed import deduplicate_by_image_id, gather_objects, global_mean_count, scaled_learning_rate
-from centernet.training.module import CenterNetModule
 
 SCRIPTS = Path(__file__).parent / "scripts"
 REPO = Path(__file__).parent.parent
 
 
 def _single_process_metrics(module: L.LightningModule, data: CenterNetDataModule) -> dict[str, float]:
-    trainer = L.Trainer(
-        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False
-    )
-    return trainer.validate(module, datamodule=data, verbose=False)[0]
+    return quiet_trainer().validate(module, datamodule=data, verbose=False)[0]
 
 
 def test_ddp_training_and_distributed_evaluation_equal_single_process(tmp_path):
@@ -66,7 +64,7 @@ def test_ddp_training_and_distributed_evaluation_equal_single_process(tmp_path):
         val_batch_size=1,
         num_workers=0,
     )
-    trained = CenterNetModule(data.num_classes, data.class_names, data.category_ids, 64, **TINY_MODEL)
+    trained = tiny_module(data)
     trained.model.load_state_dict(ranks[0]["state_dict"])
     oracle = NoisyOracleModule(data.num_classes, data.class_names, data.category_ids, 64, **TINY_MODEL)
     for module, key in ((trained, "metrics"), (oracle, "oracle_metrics")):
@@ -115,21 +113,9 @@ def test_seeded_sampler_partitions_ranks_and_seeds_samples_independently_of_rank
 
 
 def test_lr_scales_with_the_global_batch(shapes_root):
-    from conftest import tiny_shapes_data
-
     data = tiny_shapes_data(shapes_root, batch_size=4)
-    module = CenterNetModule(data.num_classes, lr=1e-3, warmup_steps=0, base_batch_size=2, **TINY_MODEL)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=1,
-        accumulate_grad_batches=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    module = tiny_module(data, optimizer={"lr": 1e-3, "warmup_steps": 0, "base_batch_size": 2})
+    trainer = quiet_trainer(max_steps=1, accumulate_grad_batches=2, limit_val_batches=0)
     trainer.fit(module, datamodule=data)
     # global batch 4 images x 1 device x 2 accumulated batches = 8 = 4 x base_batch_size
     assert trainer.optimizers[0].param_groups[0]["initial_lr"] == pytest.approx(4e-3)

@@ -3,22 +3,16 @@ import io
 import json
 
 import numpy as np
-import pytest
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from centernet.evaluation import (
-    COCO_METRIC_NAMES,
-    build_coco_metric,
-    coco_metrics_to_dict,
-    coco_results,
-    write_metrics_json,
-)
+from centernet.evaluation import COCO_METRIC_NAMES, coco_results, write_metrics_json
+from centernet.tasks.detection.evaluator import DetectionEvaluator
 
 
 def _random_set(seed: int = 0):
-    """Ground truth and noisy detections for a few images, as COCO dicts and torchmetrics inputs."""
+    """Ground truth and noisy detections for a few images, as COCO dicts and as per-image tensors."""
     rng = np.random.default_rng(seed)
     images, annotations, results, preds, targets = [], [], [], [], []
     ann_id = 1
@@ -58,14 +52,22 @@ def _random_set(seed: int = 0):
                 "labels": torch.tensor(labels),
             }
         )
-        gt_boxes = torch.tensor([g[:4] for g in gt], dtype=torch.float32).reshape(-1, 4)
-        targets.append({"boxes": gt_boxes, "labels": torch.tensor([g[4] for g in gt], dtype=torch.long)})
+        gt_boxes = torch.tensor([g[:4] for g in gt], dtype=torch.float64).reshape(-1, 4)
+        targets.append(
+            {
+                "boxes": gt_boxes,
+                "labels": torch.tensor([g[4] for g in gt], dtype=torch.long),
+                "iscrowd": torch.zeros(len(gt), dtype=torch.long),
+                "area": (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1]),
+            }
+        )
     categories = [{"id": i, "name": n} for i, n in ((5, "a"), (9, "b"), (11, "c"))]
     return {"images": images, "annotations": annotations, "categories": categories}, results, preds, targets
 
 
-def test_metric_reproduces_pycocotools(tmp_path):
+def test_evaluator_reproduces_pycocotools():
     dataset, results, preds, targets = _random_set()
+    expected_results = [dict(entry) for entry in results]  # pycocotools' loadRes adds keys to its input
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = dataset
@@ -74,17 +76,26 @@ def test_metric_reproduces_pycocotools(tmp_path):
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    metric = build_coco_metric()
-    metric.update(preds, targets)
-    ours = coco_metrics_to_dict(metric.compute())
-    assert list(ours) == list(COCO_METRIC_NAMES)
-    # coco_results rounds boxes to 1e-3 px, so allow a hair of difference.
-    np.testing.assert_allclose([ours[n] for n in COCO_METRIC_NAMES], evaluator.stats, atol=2e-3)
-    assert 0.2 < ours["map_50"] < 1.0
+    ours = DetectionEvaluator(["a", "b", "c"], [5, 9, 11])
+    for image, pred, target in zip(dataset["images"], preds, targets, strict=True):
+        ours.update(image["id"], (image["height"], image["width"]), target, pred)
+    metrics = ours.compute().metrics
+    assert list(metrics) == list(COCO_METRIC_NAMES)
+    np.testing.assert_allclose([metrics[n] for n in COCO_METRIC_NAMES], evaluator.stats[:12], atol=1e-9)
+    assert 0.2 < metrics["map_50"] < 1.0
+    assert ours.results() == expected_results  # the same COCO results entries, in the dataset's ids
 
-    path = write_metrics_json(tmp_path / "run" / "metrics.json", ours, {"epoch": 3})
-    written = json.loads(path.read_text())
-    assert written["epoch"] == 3 and written["map"] == pytest.approx(ours["map"])
+    # Gathered from several ranks (repeats included): each image once, same numbers.
+    state = ours.state()
+    merged = DetectionEvaluator(["a", "b", "c"], [5, 9, 11])
+    merged.load_state(state[3:] + state[:4])
+    assert merged.compute().metrics == metrics
+
+
+def test_metrics_json_holds_the_numbers_and_context(tmp_path):
+    metrics = {name: i / 100 for i, name in enumerate(COCO_METRIC_NAMES)}
+    written = json.loads(write_metrics_json(tmp_path / "metrics.json", metrics, {"epoch": 3}).read_text())
+    assert written == {**metrics, "epoch": 3}
 
 
 def test_coco_results_use_xywh_and_category_ids():

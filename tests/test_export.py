@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import TINY_MODEL
+from helpers import TINY_MODEL, tiny_network
 
 from centernet.cli.main import main
 from centernet.inference import Detector
@@ -21,7 +21,7 @@ NAMES, IDS = ["a", "b", "c"], [7, 3, 11]
 @pytest.fixture(scope="module")
 def model() -> CenterNet:
     torch.manual_seed(0)
-    return CenterNet(3, **TINY_MODEL).eval()
+    return tiny_network(3).eval()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_exported_graphs_equal_eager(model, runtimes, shape):
 def test_number_of_detections_follows_the_input_size(tmp_path):
     """K = min(100, C x H/4 x W/4) is computed in the graph: 64 for one class at 32x32, 100 at the 64 px export."""
     torch.manual_seed(0)
-    single_class = CenterNet(1, **TINY_MODEL).eval()
+    single_class = tiny_network(1).eval()
     path = export_onnx(single_class, tmp_path / "one.onnx", ["a"], [1], image_size=64, dynamic=True)
     scripted = torch.jit.load(str(export_torchscript(single_class, tmp_path / "one.ts", ["a"], [1], image_size=64)))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -146,11 +146,18 @@ def test_export_command(tiny_checkpoint, tmp_path, capsys):
     assert read_metadata(tmp_path / "t.pt")["image_size"] == 64
 
 
-@pytest.mark.parametrize("options", [{"deformable": True}, {"head": "ltrb"}, {"head": "ltrb", "neck": "dla_up"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"neck": {"deformable": True}},
+        {"head": {"type": "ltrb"}},
+        {"head": {"type": "ltrb"}, "neck": {"name": "dla_up"}},
+    ],
+)
 def test_other_architectures_export_with_decoding_inside(options, tmp_path):
     """Deformable necks (ONNX DeformConv, opset 19 by default) and the ltrb head export with their own decoding."""
     torch.manual_seed(0)
-    model = CenterNet(3, **{**TINY_MODEL, **options}).eval()
+    model = tiny_network(3, **options).eval()
     path = export_onnx(model, tmp_path / "m.onnx", NAMES, IDS, image_size=64, batch_size=1, dynamic=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     images = torch.rand(3, 3, 64, 96, generator=torch.Generator().manual_seed(1))

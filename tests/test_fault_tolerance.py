@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from centernet.configs import config_path
 from centernet.training.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
-from centernet.training.cli import config_path, find_last_checkpoint
+from centernet.training.cli import find_last_checkpoint
 
 SCRIPTS = Path(__file__).parent / "scripts"
 REPO = Path(__file__).parent.parent
@@ -28,9 +29,9 @@ def _fit_args(shapes_root: str, root: Path) -> list[str]:
         "--trainer.check_val_every_n_epoch=2",  # no validation after epoch 0: last.ckpt must come from LastCheckpoint
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
-        "--model.neck_channels=[32, 32, 32]",
-        "--model.head_channels=32",
-        "--model.warmup_steps=2",
+        "--model.neck.channels=[32, 32, 32]",
+        "--model.head.channels=32",
+        "--model.optimizer.warmup_steps=2",
         "--data.shapes_train_images=16",
         "--data.shapes_val_images=8",
         "--data.shapes_image_size=64",
@@ -58,14 +59,14 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(shapes_root, 
     # Killed at the third batch of the second epoch: only the end of the first epoch was checkpointed.
     killed = _run([str(SCRIPTS / "fit_and_kill.py"), "1", "2", *_fit_args(shapes_root, tmp_path / "resumed")])
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-4000:]
-    interrupted = torch.load(tmp_path / "resumed/version_0/checkpoints/last.ckpt", weights_only=False)
+    interrupted = torch.load(tmp_path / "resumed/version_0/checkpoints/last.ckpt", weights_only=True)
     assert interrupted["epoch"] == 0 and interrupted["global_step"] == 4
 
     resumed = _run(["-m", "centernet", *_fit_args(shapes_root, tmp_path / "resumed"), "--ckpt_path", "last"])
     assert resumed.returncode == 0, resumed.stderr[-4000:]
 
-    a = torch.load(tmp_path / "straight/version_0/checkpoints/last.ckpt", weights_only=False)
-    b = torch.load(tmp_path / "resumed/version_1/checkpoints/last.ckpt", weights_only=False)
+    a = torch.load(tmp_path / "straight/version_0/checkpoints/last.ckpt", weights_only=True)
+    b = torch.load(tmp_path / "resumed/version_1/checkpoints/last.ckpt", weights_only=True)
     assert a["global_step"] == b["global_step"] == 8 and a["epoch"] == b["epoch"] == 1
     for key in ("state_dict", "ema_state_dict"):
         assert a[key].keys() == b[key].keys()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from dataset_writers import Item, noise_item, write_coco, write_voc, write_yolo
+from helpers.writers import Item, noise_item, write_coco, write_voc, write_yolo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -99,7 +99,7 @@ def test_class_names_and_ids_travel_with_the_checkpoint(tmp_path):
         yaml.safe_dump(
             {
                 "trainer": {"default_root_dir": str(tmp_path / "runs"), "logger": False},
-                "model": {"neck": "lateral", "neck_channels": [32, 32, 32], "head_channels": 32},
+                "model": {"neck": {"name": "lateral", "channels": [32, 32, 32]}, "head": {"channels": 32}},
                 "data": {
                     "dataset": "yolo",
                     "yolo_data": str(path),

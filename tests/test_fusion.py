@@ -33,11 +33,15 @@ def _norm_count(model: nn.Module) -> int:
 @pytest.mark.parametrize(
     "options",
     [
-        {"backbone": "resnet18", "neck": "lateral", "neck_channels": (32, 32, 32), "head_channels": 32},
-        {"backbone": "resnet18", "neck_channels": (32, 32, 32), "deformable": True, "head_channels": 32},
-        {"backbone": "resnet18", "neck": "lateral", "neck_channels": (32, 32, 32), "freeze_bn": True},
-        {"backbone": "dla34", "neck": "dla_up", "head_channels": 32},
-        {"backbone": "timm:mobilenetv3_small_050", "neck": "lateral", "neck_channels": (32, 32, 32), "head": "ltrb"},
+        {"backbone": "resnet18", "neck": {"name": "lateral", "channels": (32, 32, 32)}, "head": {"channels": 32}},
+        {"backbone": "resnet18", "neck": {"channels": (32, 32, 32), "deformable": True}, "head": {"channels": 32}},
+        {"backbone": {"name": "resnet18", "freeze_bn": True}, "neck": {"name": "lateral", "channels": (32, 32, 32)}},
+        {"backbone": "dla34", "neck": "dla_up", "head": {"channels": 32}},
+        {
+            "backbone": "timm:mobilenetv3_small_050",
+            "neck": {"name": "lateral", "channels": (32, 32, 32)},
+            "head": "ltrb",
+        },
     ],
     ids=["resnet18-lateral", "resnet18-dcn-deconv", "frozen-bn", "dla34-dla_up", "timm-bn-act-ltrb"],
 )

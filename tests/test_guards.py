@@ -7,33 +7,20 @@ import logging
 import lightning as L
 import pytest
 import torch
-from conftest import TINY_MODEL, tiny_shapes_data
+from helpers import quiet_trainer, tiny_module, tiny_network, tiny_shapes_data
 
-from centernet.model import CenterNet
-from centernet.training.ema import EMA, EMA_STATE_KEY
+from centernet.model.checkpoint import EMA_STATE_KEY
+from centernet.training.ema import EMA
 from centernet.training.finetune import load_finetune_weights
 from centernet.training.module import CenterNetModule
 
 
 def _trainer(max_steps: int, callbacks=(), **kwargs) -> L.Trainer:
-    return L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=max_steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=list(callbacks),
-        **kwargs,
-    )
+    return quiet_trainer(max_steps, callbacks, limit_val_batches=0, **kwargs)
 
 
 def _module(data, **kwargs) -> CenterNetModule:
-    return CenterNetModule(
-        data.num_classes, data.class_names, data.category_ids, 64, warmup_steps=2, **TINY_MODEL, **kwargs
-    )
+    return tiny_module(data, **kwargs)
 
 
 class _PlantNaN(L.Callback):
@@ -103,7 +90,7 @@ def test_focal_loss_runs_in_fp32_under_bf16_autocast(shapes_root):
     data = tiny_shapes_data(shapes_root, batch_size=2)
     data.setup("validate")
     batch = next(iter(data.val_dataloader()))
-    model = CenterNet(data.num_classes, **TINY_MODEL)
+    model = tiny_network(data.num_classes)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         outputs = model(batch)
         losses = model.compute_loss(outputs, batch)
@@ -140,7 +127,7 @@ def test_ema_follows_the_reference_formula_and_is_what_validation_and_loading_se
     # Checkpoints carry the average; outside a trainer, loading a checkpoint gives the averaged weights.
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
-    saved = torch.load(path, weights_only=False)
+    saved = torch.load(path, weights_only=True)
     assert torch.equal(saved[EMA_STATE_KEY][name], ema.average()[name])
     assert torch.equal(saved["state_dict"][name], module.state_dict()[name])
     loaded = CenterNetModule.load_from_checkpoint(path)
@@ -149,10 +136,10 @@ def test_ema_follows_the_reference_formula_and_is_what_validation_and_loading_se
 
 def test_finetune_with_another_class_count_reinitialises_only_the_class_layer(tmp_path, caplog):
     torch.manual_seed(0)
-    source = CenterNet(5, **TINY_MODEL)
+    source = tiny_network(5)
     path = tmp_path / "five_classes.pt"
     torch.save(source.state_dict(), path)
-    target = CenterNet(3, **TINY_MODEL)
+    target = tiny_network(3)
     fresh_bias = target.head.heatmap[2].bias.detach().clone()
     reinitialised = load_finetune_weights(target, path, "head.heatmap.2")
     assert reinitialised == ["head.heatmap.2.bias", "head.heatmap.2.weight"]
@@ -165,19 +152,19 @@ def test_finetune_with_another_class_count_reinitialises_only_the_class_layer(tm
 
 def test_finetune_rejects_any_other_mismatch(tmp_path):
     path = tmp_path / "weights.pt"
-    torch.save(CenterNet(5, **TINY_MODEL).state_dict(), path)
-    wider = {**TINY_MODEL, "head_channels": 48}
+    torch.save(tiny_network(5).state_dict(), path)
+    wider = {"head": {"channels": 48}}
     with pytest.raises(ValueError, match=r"shape mismatches .*head\.heatmap\.0\.weight"):
-        load_finetune_weights(CenterNet(5, **wider), path, "head.heatmap.2")
-    plain_neck = {**TINY_MODEL, "neck": "upsampling"}
+        load_finetune_weights(tiny_network(5, **wider), path, "head.heatmap.2")
+    plain_neck = {"neck": {"name": "upsampling"}}
     with pytest.raises(ValueError, match=r"(missing|unexpected) keys \[.*neck\."):
-        load_finetune_weights(CenterNet(5, **plain_neck), path, "head.heatmap.2")
+        load_finetune_weights(tiny_network(5, **plain_neck), path, "head.heatmap.2")
 
 
 def test_init_weights_loads_a_checkpoint_when_a_fit_starts(shapes_root, tmp_path, caplog):
     L.seed_everything(0)
     data = tiny_shapes_data(shapes_root, batch_size=4)
-    source = CenterNetModule(3, warmup_steps=2, **TINY_MODEL)  # trained elsewhere on 3 classes
+    source = tiny_module(num_classes=3)  # trained elsewhere on 3 classes
     path = tmp_path / "source.ckpt"
     torch.save({"state_dict": source.state_dict(), "epoch": 3}, path)
 

@@ -6,17 +6,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_MODEL
+from helpers import tiny_network
 
 from centernet.inference import Detector
 from centernet.inference.inputs import list_images, read_rgb
-from centernet.model import CenterNet
 
 
 @pytest.fixture(scope="module")
 def detector() -> Detector:
     torch.manual_seed(0)
-    model = CenterNet(3, **TINY_MODEL)
+    model = tiny_network(3)
     return Detector(model, ["a", "b", "c"], [10, 20, 30], image_size=64)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from centernet.losses import focal_loss_with_logits, masked_l1_loss
+from centernet.tasks.detection.config import DetectionLossConfig
 from centernet.tasks.detection.criterion import CenterNetCriterion
 
 
@@ -114,7 +115,8 @@ def test_image_without_boxes_in_a_batch():
 
 
 def test_criterion_total_and_shared_cell():
-    criterion = CenterNetCriterion(num_classes=2, heatmap_weight=2.0, size_weight=0.5, offset_weight=3.0)
+    weights = DetectionLossConfig(heatmap_weight=2.0, size_weight=0.5, offset_weight=3.0)
+    criterion = CenterNetCriterion(num_classes=2, loss=weights)
     outputs = _random_outputs(1, num_classes=2, output_size=(8, 8))
     outputs = {k: v.requires_grad_() for k, v in outputs.items()}
     outputs["size"].data.fill_(5.0)

@@ -7,10 +7,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import per_image
 from torch import nn
 
-from centernet.model import CenterNet, CenterNetHead, LateralUpsamplingNeck, ResNetBackbone, UpsamplingNeck
-from centernet.tasks.detection.decode import split_detections
+from centernet.model import CenterNet
+from centernet.model.backbones import ResNetBackbone
+from centernet.model.necks import LateralUpsamplingNeck, UpsamplingNeck
+from centernet.tasks.detection.heads import CenterNetHead
 
 NUM_CLASSES = 3
 
@@ -18,7 +21,7 @@ NUM_CLASSES = 3
 @pytest.fixture(scope="module")
 def model() -> CenterNet:
     torch.manual_seed(0)
-    return CenterNet(NUM_CLASSES, backbone="resnet18", neck_channels=(32, 16, 8), head_channels=8).eval()
+    return CenterNet(NUM_CLASSES, backbone="resnet18", neck={"channels": (32, 16, 8)}, head={"channels": 8}).eval()
 
 
 def _batch(num_images: int = 2, height: int = 64, width: int = 96) -> dict[str, torch.Tensor]:
@@ -97,7 +100,7 @@ def test_lateral_neck_adds_shortcuts_at_strides_16_8_4():
 
 def test_backward_reaches_every_parameter():
     torch.manual_seed(0)
-    model = CenterNet(NUM_CLASSES, neck_channels=(16, 16, 8), head_channels=8).train()
+    model = CenterNet(NUM_CLASSES, neck={"channels": (16, 16, 8)}, head={"channels": 8}).train()
     batch = _batch()
     losses = model.compute_loss(model(batch), batch)
     assert set(losses) == {"heatmap", "size", "offset", "total"}
@@ -117,9 +120,9 @@ def test_decode_shapes_cap_and_batched_equals_per_image(model):
     assert detections["scores"].shape == (3, 7) and detections["labels"].shape == (3, 7)
     assert model.decode(outputs)["boxes"].shape == (3, 100, 4)  # the constructor's default
     assert model.decode(outputs, max_detections=10**6)["scores"].shape == (3, NUM_CLASSES * 16 * 24)
-    batched = split_detections(model.decode(outputs, max_detections=50))
+    batched = per_image(model.decode(outputs, max_detections=50))
     for n in range(3):
-        single = split_detections(model.decode({k: v[n : n + 1] for k, v in outputs.items()}, max_detections=50))[0]
+        single = per_image(model.decode({k: v[n : n + 1] for k, v in outputs.items()}, max_detections=50))[0]
         for key in ("boxes", "scores", "labels"):
             assert torch.equal(batched[n][key], single[key]), key
 
@@ -159,4 +162,4 @@ def test_missing_pretrained_weights_explain_where_to_put_them(monkeypatch, tmp_p
 
 def test_neck_must_reach_stride_4():
     with pytest.raises(ValueError, match=r"\[8, 8\]"):
-        CenterNet(NUM_CLASSES, neck_channels=(8, 8))
+        CenterNet(NUM_CLASSES, neck={"channels": (8, 8)})

@@ -12,11 +12,13 @@ import torch
 from PIL import Image
 from torch import nn
 
+from centernet.boxes import class_aware_nms
 from centernet.cli.main import main
 from centernet.inference import Detector, Prediction
 from centernet.inference.backends import Backend
-from centernet.inference.tta import class_aware_nms, merge_flipped_maps
 from centernet.tasks.detection.decode import decode_detections
+from centernet.tasks.detection.flip import merge_flipped_maps
+from centernet.tasks.detection.task import DetectionTask
 
 
 class _Oracle(nn.Module):
@@ -24,6 +26,8 @@ class _Oracle(nn.Module):
     CenterNet maps of their exact bounding boxes, so the whole letterbox -> decode -> map-back path is real."""
 
     stride = 4
+    max_detections = 100
+    task = DetectionTask()
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         num, _, height, width = images.shape

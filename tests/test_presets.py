@@ -10,8 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from centernet.cli.info import build_model_from_configs, count_flops, run_info
-from centernet.training.cli import CenterNetCLI, config_path
+from centernet.cli.info import build_model_from_configs, run_info
+from centernet.configs import config_path
+from centernet.model.summary import count_flops
+from centernet.training.cli import CenterNetCLI
 
 PRESETS = ("resnet18", "resnet18_dcn", "dla34", "dla34_dcn", "mobilenetv3")
 COCO_CLASSES = 80
@@ -88,7 +90,7 @@ def test_info_prints_parameters_and_gflops(capsys):
 
 
 def test_flop_count_of_a_deformable_convolution():
-    from centernet.model import ModulatedDeformConv2d
+    from centernet.model.dcn import ModulatedDeformConv2d
 
     dcn = ModulatedDeformConv2d(3, 8, 3)
     offset_conv = 2 * 27 * 3 * 9 * 16 * 16
@@ -98,8 +100,8 @@ def test_flop_count_of_a_deformable_convolution():
 
 def test_unknown_model_keys_in_a_config_are_errors(tmp_path):
     config = tmp_path / "bad.yaml"
-    config.write_text("model:\n  backbone: dla34\n  neck_width: 3\n")
-    with pytest.raises(ValueError, match=r"unknown model keys \['neck_width'\]"):
+    config.write_text("model:\n  backbone:\n    name: dla34\n  neck_width: 3\n")
+    with pytest.raises(ValueError, match=r"bad.yaml.*does not accept option 'model.neck_width'"):
         build_model_from_configs([str(config)])
     with pytest.raises(FileNotFoundError, match="no_such_preset"):
         build_model_from_configs(["no_such_preset"])
@@ -147,7 +149,7 @@ def test_presets_export_to_onnx_with_parity(preset, tmp_path):
             module.running_var.uniform_(0.5, 1.5)
     opset = 19 if "dcn" in preset else 17
     compared = _export_and_compare(model, torch.rand(1, 3, 64, 96), tmp_path / f"{preset}.onnx", opset)
-    assert compared == (["heatmap", "ltrb"] if model.head_type == "ltrb" else ["heatmap", "size", "offset"])
+    assert compared == (["heatmap", "ltrb"] if model.task.head.type == "ltrb" else ["heatmap", "size", "offset"])
 
 
 def test_deformable_model_below_opset_19_fails_naming_the_reason(tmp_path):

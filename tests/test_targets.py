@@ -26,7 +26,7 @@ def _render_one(box, label=0, num_classes=1, output_size=(16, 16), **kwargs):
     )
 
 
-def _naive_targets(bboxes, labels, mask, num_classes, output_size, gaussian, alpha=0.54, min_overlap=0.7):
+def _naive_targets(bboxes, labels, mask, num_classes, output_size, gaussian, gaussian_extent=0.54, min_overlap=0.7):
     """Plain per-object Python reference of render_targets (float64 math, loops over objects and cells)."""
     num_images, num_rows, _ = bboxes.shape
     out_h, out_w = output_size
@@ -46,7 +46,7 @@ def _naive_targets(bboxes, labels, mask, num_classes, output_size, gaussian, alp
             size[n, d] = torch.tensor([w, h])
             offset[n, d] = torch.tensor([cx - x, cy - y])
             if gaussian == "ttfnet":
-                rx, ry = max(0, math.floor(alpha * w / 2)), max(0, math.floor(alpha * h / 2))
+                rx, ry = max(0, math.floor(gaussian_extent * w / 2)), max(0, math.floor(gaussian_extent * h / 2))
             else:
                 m = min_overlap
                 r1 = ((h + w) + math.sqrt((h + w) ** 2 - 4 * w * h * (1 - m) / (1 + m))) / 2

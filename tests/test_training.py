@@ -5,10 +5,9 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from conftest import TINY_MODEL, tiny_shapes_data
+from helpers import quiet_trainer, tiny_module, tiny_shapes_data
 
-from centernet.data import CenterNetDataModule
-from centernet.training.module import CenterNetModule
+from centernet.data.datamodule import CenterNetDataModule
 
 
 class _LossRecorder(L.Callback):
@@ -20,25 +19,13 @@ class _LossRecorder(L.Callback):
 
 
 def _trainer(max_steps: int, callbacks: list[L.Callback], **kwargs) -> L.Trainer:
-    return L.Trainer(
-        max_steps=max_steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=callbacks,
-        **kwargs,
-    )
+    return quiet_trainer(max_steps, callbacks, **kwargs)
 
 
 def test_short_training_run_loss_falls(shapes_root):
     L.seed_everything(0)
     data = tiny_shapes_data(shapes_root, batch_size=8)
-    module = CenterNetModule(
-        data.num_classes, data.class_names, data.category_ids, 64, lr=3e-3, warmup_steps=5, **TINY_MODEL
-    )
+    module = tiny_module(data, optimizer={"lr": 3e-3, "warmup_steps": 5})
     recorder = _LossRecorder()
     _trainer(100, [recorder], limit_val_batches=0).fit(module, datamodule=data)
     assert len(recorder.losses) == 100
@@ -66,9 +53,7 @@ def test_overfits_a_few_images(shapes_root):
         hflip_prob=0.0,
         color_jitter=0.0,
     )
-    module = CenterNetModule(
-        data.num_classes, data.class_names, data.category_ids, 64, lr=3e-3, warmup_steps=20, **TINY_MODEL
-    )
+    module = tiny_module(data, optimizer={"lr": 3e-3, "warmup_steps": 20})
     trainer = _trainer(400, [], check_val_every_n_epoch=400, num_sanity_val_steps=0)
     trainer.fit(module, datamodule=data)
     metrics = trainer.validate(module, datamodule=data, verbose=False)[0]
@@ -82,7 +67,7 @@ def test_channels_last_changes_speed_not_results(shapes_root):
     losses = []
     for channels_last in (False, True):
         torch.manual_seed(0)
-        module = CenterNetModule(data.num_classes, channels_last=channels_last, **TINY_MODEL).eval()
+        module = tiny_module(data, channels_last=channels_last).eval()
         with torch.no_grad():
             _, loss = module._shared_step(batch, "val")
         losses.append(loss)

@@ -105,7 +105,11 @@ def own_detections_set(tiny_checkpoint, tmp_path_factory) -> tuple[Path, Path]:
         boxes = [(box, cid) for box, cid in zip(prediction.boxes, prediction.category_ids, strict=True)][:3]
         boxes.append((np.array([2.0, 2.0, 30.0, 20.0]), 3))  # never found
         for box, category_id in boxes:
+            # Jittered, then kept inside the image: the json is then exactly the ground truth validate scores
+            # against (boxes clipped by the validation policy; see the test of clipped and dropped boxes).
             x1, y1, x2, y2 = (float(v) + rng.normal(0, 0.5) for v in box)
+            x1, x2 = min(max(x1, 0.0), w - 1.0), min(max(x2, 0.0), w)
+            y1, y2 = min(max(y1, 0.0), h - 1.0), min(max(y2, 0.0), h)
             width, height = max(1.0, x2 - x1), max(1.0, y2 - y1)
             annotations.append(
                 {"id": len(annotations) + 1, "image_id": 100 + i, "category_id": int(category_id),
@@ -162,7 +166,7 @@ def test_validate_reads_the_data_of_the_checkpoint_or_a_config(tiny_checkpoint, 
 
 def test_validate_scores_a_voc_dataset_like_its_coco_copy(tiny_checkpoint, own_detections_set, tmp_path):
     """A Pascal VOC config is validated through the same policy (boxes clipped to the image) and scored as COCO."""
-    from dataset_writers import Item, write_voc
+    from helpers.writers import Item, write_voc
 
     images_dir, annotations = own_detections_set
     dataset = json.loads(annotations.read_text())

@@ -18,7 +18,7 @@ def test_workers_do_not_hang_after_opencv_ran_in_the_main_process(tmp_path):
         import cv2
         import numpy as np
         sys.path[:0] = [{str(REPO)!r}, {str(REPO / "tests")!r}]
-        from dataset_writers import noise_item, write_coco
+        from helpers.writers import noise_item, write_coco
         from centernet.data import CenterNetDataModule
 
         big = np.random.default_rng(0).integers(0, 255, (1280, 1280, 3), dtype=np.uint8)

@@ -22,11 +22,13 @@ from typing import Any
 
 import cv2
 import numpy as np
-import yaml
 
-from centernet.data import CenterNetDataModule, DetectionDataset, DetectionSource, Problems
+from centernet.boxes import cxcywh_to_xyxy, relative_to_absolute
+from centernet.cli.config import read_config
+from centernet.data.datamodule import CenterNetDataModule
+from centernet.data.dataset import DetectionDataset
+from centernet.data.records import DetectionSource, Problems
 from centernet.data.statistics import LabelStatistics, label_statistics
-from centernet.training.cli import config_path
 from centernet.viz import draw_detections
 
 __all__ = ["build_parser", "run_data_check"]
@@ -57,8 +59,6 @@ def run_data_check(argv: Sequence[str] = ()) -> int:
     data_config = _data_config(args.config, overrides)
     try:
         datamodule = CenterNetDataModule(**data_config)
-    except TypeError as err:
-        raise SystemExit(f"centernet data check: invalid data config ({err})") from err
     except (OSError, ValueError) as err:  # a missing folder, an unreadable dataset YAML or XML: nothing to report on
         print(f"ERROR: {err}\nRESULT: errors found; training would stop")
         return 1
@@ -93,32 +93,11 @@ def run_data_check(argv: Sequence[str] = ()) -> int:
 
 
 def _data_config(configs: list[str], overrides: list[str]) -> dict[str, Any]:
-    """``data:`` of base.yaml, then of each config, then ``--data.KEY=VALUE`` overrides (values parsed as YAML)."""
-    data: dict[str, Any] = {}
-    for path in [str(config_path("base")), *configs]:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise SystemExit(f"centernet data check: cannot read config {path}: {err}") from err
-        section = loaded.get("data") or {} if isinstance(loaded, dict) else {}
-        if not isinstance(section, dict):
-            raise SystemExit(f"centernet data check: {path}: 'data' must be a mapping")
-        data.update(section)
-    pending = list(overrides)
-    while pending:
-        item = pending.pop(0)
+    """The ``data:`` section as ``fit`` reads it: base.yaml, each config, then ``--data.KEY=VALUE`` overrides."""
+    for item in overrides:
         if not item.startswith("--data."):
-            raise SystemExit(f"centernet data check: unknown argument {item!r} (only --data.KEY=VALUE overrides)")
-        key, _, value = item[len("--data.") :].partition("=")
-        if not _:
-            if not pending:
-                raise SystemExit(f"centernet data check: {item} needs a value")
-            value = pending.pop(0)
-        data[key] = yaml.safe_load(value)
-    for key in ("scale_range",):
-        if isinstance(data.get(key), list):
-            data[key] = tuple(data[key])
-    return data
+            raise ValueError(f"unknown argument {item!r} (only --data.KEY=VALUE overrides)")
+    return read_config(configs, overrides)["data"]
 
 
 def _print_split(split: str, source: DetectionSource, stats: LabelStatistics, problems: Problems) -> None:
@@ -211,8 +190,7 @@ def _draw_batch(datamodule: CenterNetDataModule, source: DetectionSource, path: 
         sample = dataset[i]
         image = (sample["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         height, width = image.shape[:2]
-        cx, cy, w, h = sample["bboxes"].numpy().T
-        boxes = np.stack([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], 1)
+        boxes = cxcywh_to_xyxy(relative_to_absolute(sample["bboxes"].numpy(), (height, width)))  # (n, 4) pixels
         drawing = draw_detections(image, boxes, sample["labels"].numpy(), class_names=datamodule.class_names)
         row, column = divmod(i, columns)
         grid[row * size : (row + 1) * size, column * size : (column + 1) * size] = drawing

@@ -12,10 +12,11 @@ from pathlib import Path
 import cv2
 from rich.console import Console
 
+from centernet.configs import config_path
 from centernet.evaluation import COCO_METRIC_NAMES, format_coco_table, write_metrics_json
 from centernet.inference import Detector
 from centernet.inference.inputs import list_images, read_rgb
-from centernet.training.cli import CenterNetCLI, config_path
+from centernet.training.cli import CenterNetCLI
 from centernet.viz import draw_detections
 
 __all__ = ["run_demo"]

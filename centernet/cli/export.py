@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from centernet.cli.predict import positive_int
 from centernet.inference import Detector
 from centernet.inference.export import export_onnx, export_torchscript
 
@@ -30,8 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by `centernet fit` (.ckpt)")
     parser.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     parser.add_argument("--output", default=None, help="output file (default: the checkpoint's name + suffix)")
-    parser.add_argument("--image-size", type=int, default=None, help="input side (default: training size)")
-    parser.add_argument("--batch-size", type=int, default=1, help="batch size of a fixed-size export")
+    parser.add_argument("--image-size", type=positive_int, default=None, help="input side (default: training size)")
+    parser.add_argument("--batch-size", type=positive_int, default=1, help="batch size of a fixed-size export")
+    parser.add_argument(
+        "--max-det", type=positive_int, default=None,
+        help="detections per image in the graph (default: the model's max_detections, as it was trained)",
+    )  # fmt: skip
     parser.add_argument("--dynamic", action="store_true", help="dynamic batch size and input height/width")
     parser.add_argument("--opset", type=int, default=19, help="ONNX opset (19 or later for deformable convolutions)")
     parser.add_argument("--no-check", action="store_true", help="skip comparing the exported outputs with eager")
@@ -41,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_export(argv: Sequence[str] = ()) -> Path:
     """Run the command; returns the path written."""
     args = build_parser().parse_args(list(argv))
-    detector = Detector.from_checkpoint(args.checkpoint, image_size=args.image_size)
+    detector = Detector.from_checkpoint(args.checkpoint, image_size=args.image_size, max_detections=args.max_det)
     model = detector.model.float().eval().to(memory_format=torch.contiguous_format)
     output = Path(args.output) if args.output else Path(args.checkpoint).with_suffix(_SUFFIX[args.format])
     common = {
@@ -50,13 +55,15 @@ def run_export(argv: Sequence[str] = ()) -> Path:
         "image_size": detector.image_size,
         "batch_size": args.batch_size,
         "dynamic": args.dynamic,
+        "max_detections": detector.max_detections,
     }
     if args.format == "onnx":
         export_onnx(model, output, opset=args.opset, **common)
     else:
         export_torchscript(model, output, **common)
     message = f"exported {args.checkpoint} -> {output} ({args.format}, {'dynamic' if args.dynamic else 'fixed'} "
-    message += f"input {args.batch_size}x3x{detector.image_size}x{detector.image_size})"
+    message += f"input {args.batch_size}x3x{detector.image_size}x{detector.image_size}, "
+    message += f"{detector.max_detections} detections per image)"
     if not args.no_check:
         difference = _compare(detector, output, args.batch_size)
         message += f"; max |exported - eager| on boxes/scores: {difference:.2e}"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["console_main", "main"]
 
@@ -23,47 +25,40 @@ Run `centernet COMMAND --help` for the options of a command.
 """
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``centernet`` console script."""
+def main(argv: Sequence[str] | None = None) -> Any:
+    """Entry point of the ``centernet`` console script; returns what the command returns (e.g. validate's
+    metrics, predict's ``predictions.json`` path)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
     if command in (None, "-h", "--help", "help"):
         print(_USAGE)
-        return
-    if command == "demo":
-        from centernet.cli.demo import run_demo
-
-        run_demo(argv[1:])
-    elif command == "predict":
-        from centernet.cli.predict import run_predict
-
-        run_predict(argv[1:])
-    elif command == "data":
+        return None
+    if command == "data":
         if argv[1:2] != ["check"]:
             print("usage: centernet data check --config FILE [--output DIR] [--data.KEY=VALUE ...]", file=sys.stderr)
             raise SystemExit(2)
         from centernet.cli.data_check import run_data_check
 
         raise SystemExit(run_data_check(argv[2:]))
-    elif command == "info":
-        from centernet.cli.info import run_info
-
-        run_info(argv[1:])
-    elif command == "validate":
-        from centernet.cli.validate import run_validate
-
-        run_validate(argv[1:])
-    elif command == "export":
-        from centernet.cli.export import run_export
-
-        run_export(argv[1:])
-    elif command == "fit":
+    if command == "fit":
         from centernet.training.cli import CenterNetCLI
 
-        CenterNetCLI(args=argv)
-    else:
+        return CenterNetCLI(args=argv)
+    if command not in _COMMANDS:
         print(f"centernet: unknown command {command!r}\n\n{_USAGE}", file=sys.stderr)
         raise SystemExit(2)
+    module, function = _COMMANDS[command]
+    return getattr(importlib.import_module(module), function)(argv[1:])
+
+
+# One module per command, imported only when it runs (``centernet predict --help`` starts without Lightning).
+_COMMANDS = {
+    "demo": ("centernet.cli.demo", "run_demo"),
+    "predict": ("centernet.cli.predict", "run_predict"),
+    "info": ("centernet.cli.info", "run_info"),
+    "validate": ("centernet.cli.validate", "run_validate"),
+    "export": ("centernet.cli.export", "run_export"),
+}
 
 
 def console_main() -> None:

@@ -23,7 +23,25 @@ from rich.progress import Progress
 from centernet.inference import Detector, Prediction
 from centernet.inference.inputs import is_video, list_images, read_rgb, read_video, video_info
 
-__all__ = ["add_inference_arguments", "build_parser", "load_detector", "predict_options", "run_predict"]
+__all__ = [
+    "add_inference_arguments",
+    "build_parser",
+    "load_detector",
+    "positive_int",
+    "predict_options",
+    "run_predict",
+]
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (a batch size, an input size, a number of detections)."""
+    try:
+        value = int(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from error
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,8 +56,14 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         "--flip needs the eager model, eager elsewhere; onnxruntime for .onnx, torchscript for "
         ".torchscript/.pt",
     )  # fmt: skip
-    parser.add_argument("--image-size", type=int, default=None, help="network input side (default: training size)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    parser.add_argument(
+        "--image-size", type=positive_int, default=None, help="network input side (default: training size)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images per forward pass")
+    parser.add_argument(
+        "--max-det", type=positive_int, default=None,
+        help="detections kept per image (default: the model's max_detections, as it was trained)",
+    )  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--half", action="store_true", help="float16 inference (CUDA only)")
     parser.add_argument(
@@ -69,12 +93,16 @@ def load_detector(args: argparse.Namespace) -> Detector:
             raise FileNotFoundError(f"{path}: checkpoint not found")
         if _checkpoint_backend(args) == "onnxruntime":
             try:
-                return Detector.from_checkpoint(path, args.device, args.image_size, backend="onnxruntime")
+                return Detector.from_checkpoint(
+                    path, args.device, args.image_size, backend="onnxruntime", max_detections=args.max_det
+                )
             except Exception as error:  # noqa: BLE001 - whatever stops the export, the eager model still runs
                 if args.backend == "onnxruntime":
                     raise
                 print(f"centernet: no ONNX export of {path} ({error}); running the eager model", file=sys.stderr)
-        return Detector.from_checkpoint(path, args.device, args.image_size, args.half, args.channels_last)
+        return Detector.from_checkpoint(
+            path, args.device, args.image_size, args.half, args.channels_last, max_detections=args.max_det
+        )
     expected = {".ckpt": "eager", ".onnx": "onnxruntime"}.get(suffix, "torchscript")
     if args.backend not in ("auto", expected):
         raise SystemExit(
@@ -83,7 +111,7 @@ def load_detector(args: argparse.Namespace) -> Detector:
         )
     if args.half:
         raise SystemExit(f"centernet: --half applies to the eager backend only, not to {path}")
-    return Detector.from_exported(path, args.device, args.image_size)
+    return Detector.from_exported(path, args.device, args.image_size, args.max_det)
 
 
 def _checkpoint_backend(args: argparse.Namespace) -> str:
@@ -113,6 +141,7 @@ def predict_options(args: argparse.Namespace) -> dict[str, object]:
         "flip": args.flip,
         "scales": args.scales,
         "nms_iou": args.nms_iou,
+        "max_detections": args.max_det,
     }
 
 

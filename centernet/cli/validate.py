@@ -7,41 +7,40 @@ Prints the 12 COCO box numbers and the AP of every class, and writes into the ou
   so any COCO tool can re-evaluate them;
 - ``pr_curve_iou50.png`` and ``pr_curve_iou50-95.png``: precision-recall curves per class and their mean.
 
-The data comes from the same YAML files ``fit`` reads (their ``data:`` section, on top of ``configs/base.yaml``),
-from the checkpoint's own data settings when no config is given, or from ``--images`` / ``--annotations`` (a COCO
-json). The split is read and checked by the same validation policy as training, so VOC and YOLO data are scored
-like COCO data. Two
-modes: resized to the input size as in training (default), or ``--keep-resolution`` (each image at its own size
-padded to a multiple of 32, as the CenterNet paper evaluates).
+The data comes from the same YAML files ``fit`` reads (their ``data:`` section, read by ``fit``'s own parser on
+top of ``configs/base.yaml``), from the checkpoint's own data settings when no config is given, or from
+``--images`` / ``--annotations`` (a COCO json). The split is read and checked by the same validation policy as
+training and scored by the same evaluator as validation during ``fit`` (the task's), against the same ground truth:
+the annotations as the policy left them (boxes clipped to their image, boxes without area dropped), so a
+checkpoint gets the same 12 numbers here as in training. Two modes: resized to the input size as in training
+(default), or ``--keep-resolution`` (each image at its own size padded to a multiple of 32, as the CenterNet paper
+evaluates).
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import yaml
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from centernet.cli.config import read_config
 from centernet.cli.predict import add_inference_arguments, load_detector, predict_options
-from centernet.data import CenterNetDataModule
-from centernet.data.coco import source_to_coco
+from centernet.data.datamodule import CenterNetDataModule
 from centernet.data.imagefile import decode_rgb
 from centernet.data.records import DetectionSource
-from centernet.evaluation import CocoEvaluation, evaluate_coco, format_coco_table, write_metrics_json
+from centernet.evaluation import CocoEvaluation, format_coco_table, write_metrics_json
 from centernet.inference import Detector
-from centernet.training.cli import config_path
+from centernet.model.checkpoint import read_checkpoint
 from centernet.viz import plot_pr_curves
 
-__all__ = ["build_parser", "resolve_data", "run_validate"]
+__all__ = ["build_parser", "evaluate_source", "resolve_data", "run_validate"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,33 +63,21 @@ def resolve_data(config: str | None, checkpoint: str | Path | None) -> CenterNet
     """The data module that a config (or the checkpoint) describes; its ``val`` split is evaluated.
 
     Args:
-        config: A ``fit`` YAML file; its ``data:`` section is read on top of ``configs/base.yaml``'s.
-        checkpoint: A Lightning checkpoint; its saved data-module settings are used when ``config`` is None.
+        config: A ``fit`` YAML file; read as ``fit`` reads it, on top of ``configs/base.yaml``.
+        checkpoint: A ``centernet fit`` checkpoint; its saved data-module settings are used when ``config`` is None.
 
     Returns:
         The data module (not set up); the built-in shapes dataset is generated first if needed.
     """
-    data: dict[str, Any] = dict(yaml.safe_load(config_path("base").read_text())["data"])
     if config is not None:
-        path = Path(config)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such config file")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        section = loaded.get("data") or {}
-        if not isinstance(section, dict):
-            raise ValueError(f"{path}: the data: section must be a mapping, got {type(section).__name__}")
-        data.update(section)
+        data = read_config([config])["data"]
     elif checkpoint is not None and Path(checkpoint).suffix.lower() == ".ckpt":
-        saved = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
-        saved_data = saved.get("datamodule_hyper_parameters") or {}
-        # LightningCLI records private entries (e.g. ``_instantiator``) next to the settings.
-        data.update({key: value for key, value in saved_data.items() if not key.startswith("_")})
+        saved = read_checkpoint(checkpoint).get("datamodule_hyper_parameters") or {}
+        if not saved:
+            raise ValueError(f"{checkpoint}: holds no data settings; give --config FILE or --images and --annotations")
+        data = read_config(sections={"data": saved})["data"]
     else:
         raise ValueError("say which data to evaluate on: --config FILE, or --images DIR --annotations JSON")
-    known = set(inspect.signature(CenterNetDataModule.__init__).parameters) - {"self"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{config or checkpoint}: unknown data keys {unknown}")
     datamodule = CenterNetDataModule(**data)
     datamodule.prepare_data()  # generates the shapes dataset when it is not cached yet
     return datamodule
@@ -112,13 +99,12 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
     _check_categories(detector, datamodule.category_ids, description)
     source, problems = datamodule.read_split("val")
     problems.raise_if_errors(source.description)
-    ground_truth = _ground_truth(datamodule, source)
-    results = predict_dataset(detector, source, args)
+    evaluator, results = evaluate_source(detector, source, args)
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "predictions.json").write_text(json.dumps(results))
-    evaluation = evaluate_coco(ground_truth, results)
+    evaluation = evaluator.compute()
     mode = "keep_resolution" if args.keep_resolution else "resize"
     extra = {
         "model": str(args.checkpoint),
@@ -127,7 +113,8 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
         "image_size": None if args.keep_resolution else detector.image_size,
         "flip": args.flip,
         "scales": args.scales,
-        "images": len(ground_truth["images"]),
+        "max_detections": detector.max_detections if args.max_det is None else args.max_det,
+        "images": len(source.records),
         "annotations": source.description,
         "per_class": evaluation.per_class,
     }
@@ -142,10 +129,18 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
     return {**evaluation.metrics, **extra}
 
 
-def predict_dataset(detector: Detector, source: DetectionSource, args: argparse.Namespace) -> list[dict[str, object]]:
-    """COCO results of every image of a validated source, predicted in batches (original pixels)."""
+def evaluate_source(
+    detector: Detector, source: DetectionSource, args: argparse.Namespace
+) -> tuple[Any, list[dict[str, object]]]:
+    """Predict every image of a validated source in batches and feed the task's evaluator, image by image.
+
+    Returns:
+        The evaluator (with every image added) and the detections as COCO results (the dataset's image and
+        category ids, original pixels).
+    """
     records = sorted(source.records, key=lambda record: record.image_id)
-    results: list[dict[str, object]] = []
+    limit = detector.max_detections if args.max_det is None else args.max_det
+    evaluator = detector.task.evaluator(detector.class_names, detector.category_ids, limit)
     with Progress(transient=True) as progress:
         task = progress.add_task("validating", total=len(records))
         for start in range(0, len(records), args.batch_size):
@@ -154,21 +149,15 @@ def predict_dataset(detector: Detector, source: DetectionSource, args: argparse.
             images = [decode_rgb(record.path) for record in chunk]
             predictions = detector.predict(images, args.score_threshold, **predict_options(args))
             for record, prediction in zip(chunk, predictions, strict=True):
-                results += prediction.to_coco(record.image_id)
+                ground_truth = {
+                    "boxes": record.boxes,
+                    "labels": record.labels,
+                    "iscrowd": record.iscrowd,
+                    "area": record.area,
+                }
+                evaluator.update(record.image_id, (record.height, record.width), ground_truth, prediction)
             progress.advance(task, len(chunk))
-    return results
-
-
-def _ground_truth(datamodule: CenterNetDataModule, source: DetectionSource) -> dict[str, Any]:
-    """COCO ground truth to score against: a COCO json as written (what pycocotools scores on it, unclipped), else
-    the validated VOC / YOLO records. Images that the skip policy left out are left out of the ground truth too."""
-    if datamodule.dataset not in ("coco", "shapes"):
-        return source_to_coco(source)
-    ground_truth = json.loads(Path(datamodule.val_annotations).read_text())
-    kept = {record.image_id for record in source.records}
-    ground_truth["images"] = [image for image in ground_truth["images"] if image["id"] in kept]
-    ground_truth["annotations"] = [a for a in ground_truth.get("annotations", []) if a["image_id"] in kept]
-    return ground_truth
+    return evaluator, evaluator.results()
 
 
 def _check_categories(detector: Detector, category_ids: Sequence[int], description: str | Path) -> None:

@@ -1,59 +1,53 @@
-"""CenterNet data: formats (COCO, Pascal VOC, YOLO), validation, datasets, transforms, collate and the DataModule."""
+"""CenterNet data: formats (COCO, Pascal VOC, YOLO) -> records -> validation -> dataset -> transforms -> collate,
+the Lightning DataModule and the built-in synthetic datasets.
 
-from centernet.data.augment import build_transform_from_config
-from centernet.data.coco import CocoDetection, parse_coco, read_categories
-from centernet.data.collate import collate_detections
-from centernet.data.datamodule import CenterNetDataModule
-from centernet.data.dataset import DetectionDataset
-from centernet.data.imagefile import ImageFileError, decode_rgb, inspect_image
-from centernet.data.mosaic import Mosaic
-from centernet.data.records import DatasetError, DetectionSource, ImageRecord, Problems
-from centernet.data.synthetic import (
-    SHAPE_CATEGORY_IDS,
-    SHAPE_CLASSES,
-    ShapesImage,
-    ShapesPaths,
-    default_cache_root,
-    ensure_shapes_dataset,
-    generate_shapes_image,
-)
-from centernet.data.transforms import BBOX_FORMAT, DetectionTransform, build_eval_transform, build_train_transform
-from centernet.data.validation import DataWarning, validate_source
-from centernet.data.voc import discover_voc_classes, parse_voc
-from centernet.data.yolo import YoloData, parse_yolo, read_yolo_yaml
+Names are imported on first use, so that reading an image (:mod:`centernet.data.imagefile`) does not load
+Lightning or albumentations.
+"""
 
-__all__ = [
-    "BBOX_FORMAT",
-    "SHAPE_CATEGORY_IDS",
-    "SHAPE_CLASSES",
-    "CenterNetDataModule",
-    "CocoDetection",
-    "DataWarning",
-    "DatasetError",
-    "DetectionDataset",
-    "DetectionSource",
-    "DetectionTransform",
-    "ImageFileError",
-    "ImageRecord",
-    "Mosaic",
-    "Problems",
-    "ShapesImage",
-    "ShapesPaths",
-    "YoloData",
-    "build_eval_transform",
-    "build_transform_from_config",
-    "build_train_transform",
-    "collate_detections",
-    "decode_rgb",
-    "default_cache_root",
-    "discover_voc_classes",
-    "ensure_shapes_dataset",
-    "generate_shapes_image",
-    "inspect_image",
-    "parse_coco",
-    "parse_voc",
-    "parse_yolo",
-    "read_categories",
-    "read_yolo_yaml",
-    "validate_source",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "build_transform_from_config": "augment",
+    "CocoDetection": "coco",
+    "parse_coco": "coco",
+    "read_categories": "coco",
+    "collate_detections": "collate",
+    "CenterNetDataModule": "datamodule",
+    "DetectionDataset": "dataset",
+    "ImageFileError": "imagefile",
+    "decode_rgb": "imagefile",
+    "inspect_image": "imagefile",
+    "Mosaic": "mosaic",
+    "DatasetError": "records",
+    "DetectionSource": "records",
+    "ImageRecord": "records",
+    "Problems": "records",
+    "SHAPE_CATEGORY_IDS": "synthetic",
+    "SHAPE_CLASSES": "synthetic",
+    "ShapesImage": "synthetic",
+    "ShapesPaths": "synthetic",
+    "ensure_shapes_dataset": "synthetic",
+    "generate_shapes_image": "synthetic",
+    "DetectionTransform": "transforms",
+    "build_eval_transform": "transforms",
+    "build_train_transform": "transforms",
+    "DataWarning": "validation",
+    "validate_source": "validation",
+    "discover_voc_classes": "voc",
+    "parse_voc": "voc",
+    "YoloData": "yolo",
+    "parse_yolo": "yolo",
+    "read_yolo_yaml": "yolo",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"centernet.data.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'centernet.data' has no attribute {name!r}")

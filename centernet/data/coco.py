@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from pycocotools.coco import COCO
 
+from centernet.boxes import xywh_to_xyxy, xyxy_to_xywh
 from centernet.data.dataset import DetectionDataset
 from centernet.data.records import DetectionSource, ImageRecord, Problems
 from centernet.data.validation import InvalidImagePolicy, validate_source
@@ -103,7 +104,7 @@ def parse_coco(image_dir: str | Path, annotation_file: str | Path, problems: Pro
         info, anns = images[image_id], per_image[image_id]
         xywh = np.array([ann["bbox"] for ann in anns], dtype=np.float64).reshape(-1, 4)
         with np.errstate(invalid="ignore"):  # inf + -inf: NaN, dropped by the box policy
-            xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+            xyxy = xywh_to_xyxy(xywh)
         width, height = info.get("width"), info.get("height")
         records.append(
             ImageRecord(
@@ -243,14 +244,14 @@ def source_to_coco(source: DetectionSource) -> dict[str, Any]:
         images.append(
             {"id": int(record.image_id), "file_name": str(record.path), "width": record.width, "height": record.height}
         )
-        for box, label, crowd, area in zip(record.boxes, record.labels, record.iscrowd, record.area, strict=True):
-            x1, y1, x2, y2 = (float(v) for v in box)
+        xywh = xyxy_to_xywh(np.asarray(record.boxes, dtype=np.float64).reshape(-1, 4))
+        for box, label, crowd, area in zip(xywh, record.labels, record.iscrowd, record.area, strict=True):
             annotations.append(
                 {
                     "id": len(annotations) + 1,
                     "image_id": int(record.image_id),
                     "category_id": int(source.category_ids[int(label)]),
-                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "bbox": [float(v) for v in box],
                     "area": float(area),
                     "iscrowd": int(crowd),
                 }

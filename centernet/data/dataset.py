@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from centernet.boxes import absolute_to_relative, xyxy_to_cxcywh
 from centernet.data.imagefile import ImageFileError, decode_rgb
 from centernet.data.mosaic import Mosaic
 from centernet.data.records import DetectionSource
@@ -103,9 +104,7 @@ class DetectionDataset(Dataset):
             labels = np.asarray(out["labels"], dtype=np.int64).reshape(-1)
             sx, sy = out.get("scale", (1.0, 1.0))
             scale = (float(sx), float(sy))
-        out_h, out_w = image.shape[:2]
-        size = np.array([out_w, out_h, out_w, out_h], dtype=np.float32)
-        cxcywh = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], axis=1) / size
+        cxcywh = absolute_to_relative(xyxy_to_cxcywh(boxes), image.shape[:2])  # (n, 4) relative to the input
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0),
             "bboxes": torch.from_numpy(np.ascontiguousarray(cxcywh, dtype=np.float32)),

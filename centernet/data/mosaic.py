@@ -14,6 +14,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from centernet.boxes import Letterbox
+
 __all__ = ["Mosaic"]
 
 # load(index) -> (image (H, W, 3) uint8 RGB, boxes (n, 4) float32 x1 y1 x2 y2 pixels, labels (n,) int64)
@@ -59,9 +61,9 @@ class Mosaic:
         for tile, i in enumerate(indices):
             image, boxes, labels = load(i)
             height, width = image.shape[:2]
-            ratio = side / max(height, width)
-            new_w, new_h = max(1, round(width * ratio)), max(1, round(height * ratio))
-            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR if ratio > 1 else cv2.INTER_AREA)
+            new_h, new_w = Letterbox.fit((height, width), side).resized
+            enlarging = side > max(height, width)
+            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR if enlarging else cv2.INTER_AREA)
             x0 = xc - new_w if tile in (0, 2) else xc  # tiles: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right
             y0 = yc - new_h if tile in (0, 1) else yc
             # The part of the tile that lands on the canvas, in canvas and in tile coordinates.

@@ -36,12 +36,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from centernet.cache import default_cache_root
+
 __all__ = [
     "SHAPE_CATEGORY_IDS",
     "SHAPE_CLASSES",
     "ShapesImage",
     "ShapesPaths",
-    "default_cache_root",
     "ensure_shapes_dataset",
     "generate_shapes_image",
 ]
@@ -90,12 +91,6 @@ class ShapesImage:
     labels: np.ndarray
     areas: np.ndarray
     instance_mask: np.ndarray
-
-
-def default_cache_root() -> Path:
-    """``$CENTERNET_CACHE`` if set, else ``~/.cache/centernet``."""
-    env = os.environ.get("CENTERNET_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "centernet"
 
 
 def ensure_shapes_dataset(

@@ -12,11 +12,9 @@ random scale-and-crop of CenterNet (Zhou et al., 2019, Sec. 5) in albumentations
 than ``min_visibility`` of its area after the crop, or becomes narrower or lower than one pixel, is dropped:
 its centre would be off the image or its size meaningless.
 
-Evaluation: ``LongestMaxSize(image_size)`` -> ``PadIfNeeded`` to ``image_size`` x ``image_size`` with black
-at the bottom/right, so that ``original = transformed / scale`` per axis. The resize makes the longer side
-``image_size`` and rounds the shorter one to whole pixels (``round(side * image_size / max(h, w))``, as
-albumentations does); the boxes follow the image exactly, so ``scale = (new_w / w, new_h / h)`` from those
-rounded sides undoes the resize exactly.
+Evaluation: the :class:`~centernet.boxes.Letterbox` of ``Detector`` (longer side to ``image_size``, bilinear,
+black padding at the bottom/right), so that validation during ``fit`` sees exactly the pixels ``centernet
+validate`` feeds the network, and ``original = transformed / scale`` per axis undoes it exactly.
 """
 
 from __future__ import annotations
@@ -27,24 +25,22 @@ import albumentations as A
 import cv2
 import numpy as np
 
-__all__ = ["BBOX_FORMAT", "DetectionTransform", "build_eval_transform", "build_train_transform"]
+from centernet.boxes import STRIDE_MULTIPLE, Letterbox
+
+__all__ = ["BBOX_FORMAT", "DetectionTransform", "LetterboxTransform", "build_eval_transform", "build_train_transform"]
 
 BBOX_FORMAT = "pascal_voc"
-_STRIDE_MULTIPLE = 32
 
 
 class DetectionTransform:
-    """An albumentations pipeline for detection plus the scale it applies.
+    """An albumentations pipeline for detection (training: its ``scale`` is (1.0, 1.0), the crop decides it).
 
     Args:
         pipeline: A ``Compose`` with ``bbox_params`` in :data:`BBOX_FORMAT` and ``label_fields=["labels"]``.
-        letterbox_size: If the pipeline resizes the longer side to this size without cropping (the evaluation
-            pipeline), ``scale = (new_w / w, new_h / h)`` of that resize; ``None`` (training) reports (1.0, 1.0).
     """
 
-    def __init__(self, pipeline: A.Compose, letterbox_size: int | None = None) -> None:
+    def __init__(self, pipeline: A.Compose) -> None:
         self.pipeline = pipeline
-        self.letterbox_size = letterbox_size
 
     def __call__(self, *, image: np.ndarray, bboxes: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         """Transform one image and its boxes.
@@ -57,21 +53,14 @@ class DetectionTransform:
         Returns:
             dict with ``image`` (H', W', 3) uint8, ``bboxes`` (m, 4) float32 ``x1, y1, x2, y2`` in pixels of the
             transformed image (m <= n, boxes dropped by the crop are gone), ``labels`` (m,) int64 aligned with
-            ``bboxes``, and ``scale`` ((sx, sy) transformed pixels per original pixel; (1.0, 1.0) when not
-            letterboxing).
+            ``bboxes``, and ``scale`` (1.0, 1.0).
         """
-        height, width = image.shape[:2]
         out = self.pipeline(image=image, bboxes=bboxes, labels=labels)
-        scale = (1.0, 1.0)
-        if self.letterbox_size is not None:
-            ratio = self.letterbox_size / max(height, width)
-            # The same rounding as albumentations' LongestMaxSize, so the scale is that of the pixels produced.
-            scale = (max(1, round(width * ratio)) / width, max(1, round(height * ratio)) / height)
         return {
             "image": out["image"],
             "bboxes": np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4),
             "labels": np.asarray(out["labels"], dtype=np.int64).reshape(-1),
-            "scale": scale,
+            "scale": (1.0, 1.0),
         }
 
     def set_random_seed(self, seed: int | None) -> None:
@@ -79,7 +68,33 @@ class DetectionTransform:
         self.pipeline.set_random_seed(seed)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(letterbox_size={self.letterbox_size}, pipeline={self.pipeline!r})"
+        return f"{type(self).__name__}(pipeline={self.pipeline!r})"
+
+
+class LetterboxTransform:
+    """The evaluation transform: :meth:`Letterbox.fit <centernet.boxes.Letterbox.fit>` to ``image_size``.
+
+    Args:
+        image_size: Side of the square output, a positive multiple of 32.
+    """
+
+    def __init__(self, image_size: int) -> None:
+        _check_image_size(image_size)
+        self.image_size = int(image_size)
+
+    def __call__(self, *, image: np.ndarray, bboxes: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        """The letterboxed image, boxes in its pixels (``x1, y1, x2, y2``), labels and ``scale`` (sx, sy)."""
+        letterbox = Letterbox.fit(image.shape[:2], self.image_size)
+        boxes = letterbox.to_input(np.asarray(bboxes, dtype=np.float64).reshape(-1, 4)).astype(np.float32)
+        return {
+            "image": letterbox.apply(image),
+            "bboxes": boxes,
+            "labels": np.asarray(labels, dtype=np.int64).reshape(-1),
+            "scale": letterbox.scale,
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(image_size={self.image_size})"
 
 
 def build_train_transform(
@@ -148,23 +163,13 @@ def _compose_training(steps: list[Any], min_visibility: float) -> DetectionTrans
     return DetectionTransform(A.Compose(steps, bbox_params=bbox_params, strict=True))
 
 
-def build_eval_transform(image_size: int) -> DetectionTransform:
+def build_eval_transform(image_size: int) -> LetterboxTransform:
     """Deterministic letterbox: longer side to ``image_size``, black padding at the bottom/right.
 
     Args:
         image_size: Output side in pixels, a positive multiple of 32.
-
-    Returns:
-        The transform; its output image is ``image_size`` x ``image_size`` and its ``scale`` is
-        ``(new_w / w, new_h / h)`` (see the module docstring for the rounding of the shorter side).
     """
-    _check_image_size(image_size)
-    steps = [
-        A.LongestMaxSize(max_size=image_size),
-        _black_pad(image_size, "top_left"),
-    ]
-    bbox_params = A.BboxParams(format=BBOX_FORMAT, label_fields=["labels"], clip=True, filter_invalid_bboxes=True)
-    return DetectionTransform(A.Compose(steps, bbox_params=bbox_params, strict=True), letterbox_size=image_size)
+    return LetterboxTransform(image_size)
 
 
 def _black_pad(image_size: int, position: str) -> A.PadIfNeeded:
@@ -177,7 +182,7 @@ def _black_pad(image_size: int, position: str) -> A.PadIfNeeded:
 def _check_image_size(image_size: int) -> None:
     if isinstance(image_size, bool) or int(image_size) != image_size or image_size <= 0:
         raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
-    if image_size % _STRIDE_MULTIPLE:
+    if image_size % STRIDE_MULTIPLE:
         raise ValueError(
-            f"image_size must be a multiple of {_STRIDE_MULTIPLE} (the backbone's total stride), got {image_size}"
+            f"image_size must be a multiple of {STRIDE_MULTIPLE} (the backbone's total stride), got {image_size}"
         )

@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 
+from centernet.boxes import clip_xyxy, cxcywh_to_xyxy, relative_to_absolute
 from centernet.data.imagefile import ImageFileError, ImageInfo, inspect_image
 from centernet.data.records import DetectionSource, ImageRecord, Problems
 
@@ -114,14 +115,10 @@ def _apply_box_policy(record: ImageRecord, info: ImageInfo, problems: Problems) 
     width, height = info.width, info.height
     boxes = np.asarray(record.boxes, dtype=np.float64).reshape(-1, 4)
     if record.normalized:
-        size = np.array([width, height, width, height], dtype=np.float64)
-        cxcy, wh = boxes[:, :2] * size[:2], boxes[:, 2:] * size[2:]
         with np.errstate(invalid="ignore"):  # inf - inf: NaN, dropped below
-            boxes = np.concatenate([cxcy - wh / 2, cxcy + wh / 2], axis=1)
+            boxes = cxcywh_to_xyxy(relative_to_absolute(boxes, (height, width)))
     finite = np.isfinite(boxes).all(axis=1)
-    clipped = boxes.copy()
-    clipped[:, 0::2] = clipped[:, 0::2].clip(0, width)
-    clipped[:, 1::2] = clipped[:, 1::2].clip(0, height)
+    clipped = clip_xyxy(boxes, (height, width))
     positive = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
     keep = finite & positive
     problems.clipped += int((keep & (clipped != boxes).any(axis=1)).sum())

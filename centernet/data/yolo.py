@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from centernet.boxes import xyxy_to_cxcywh
 from centernet.data.records import DetectionSource, ImageRecord, Problems
 
 __all__ = ["YoloData", "label_path", "parse_yolo", "read_yolo_yaml"]
@@ -187,8 +188,7 @@ def _read_labels(
             box = values[1:]
         else:
             points = np.asarray(values[1:]).reshape(-1, 2)  # (k, 2) relative x, y
-            low, high = points.min(axis=0), points.max(axis=0)
-            box = [*((low + high) / 2), *(high - low)]
+            box = xyxy_to_cxcywh(np.concatenate([points.min(axis=0), points.max(axis=0)]))  # its bounding box
         boxes.append([float(v) for v in box])
         labels.append(label_of[int(class_index)])
         refs.append(f"line {number}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ from centernet.model import CenterNet
 
 __all__ = ["Backend", "EagerBackend", "OnnxRuntimeBackend", "TorchScriptBackend", "as_float_images"]
 
+DETECTION_OUTPUTS = ("boxes", "scores", "labels")
+
 
 def as_float_images(images: Tensor) -> Tensor:
     """float32 images in [0, 1]: uint8 divided by 255, floats as they are; the layout is kept."""
@@ -29,11 +32,13 @@ def as_float_images(images: Tensor) -> Tensor:
 
 
 class Backend:
-    """Base class: ``dynamic`` says whether inputs of another size than the export size are accepted."""
+    """Base class: ``dynamic`` says whether inputs of another size than the export size are accepted;
+    ``max_detections`` is the K of an exported graph (``None`` for the eager model, which decodes any K)."""
 
     name: str = "base"
     dynamic: bool = True
     image_size: int | None = None
+    max_detections: int | None = None
 
     def __call__(self, images: Tensor) -> dict[str, Tensor]:
         raise NotImplementedError
@@ -84,18 +89,27 @@ class EagerBackend(Backend):
         return self.model(self._input(images))
 
     @torch.inference_mode()
-    def decode(self, maps: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Decode raw maps (see ``CenterNet.decode``) into CPU float32 detections."""
-        detections = self.model.decode(maps)
+    def decode(self, maps: dict[str, Tensor], max_detections: int | None = None) -> dict[str, Tensor]:
+        """Decode raw maps (see ``CenterNet.decode``; K = ``max_detections``, default the model's) into CPU float32
+        detections."""
+        detections = self.model.decode(maps, max_detections)
         if self.device.type == "cpu":
-            return {key: value.float() if key != "labels" else value for key, value in detections.items()}
-        # One device-to-host copy instead of three (each waits for the GPU); labels < 2^24 are exact in float32.
-        boxes, scores, labels = detections["boxes"], detections["scores"], detections["labels"]
-        packed = torch.cat([boxes.float(), scores.float().unsqueeze(-1), labels.float().unsqueeze(-1)], dim=-1).cpu()
-        return {"boxes": packed[..., :4], "scores": packed[..., 4], "labels": packed[..., 5].long()}
+            return {key: value if value.dtype == torch.int64 else value.float() for key, value in detections.items()}
+        # One device-to-host copy instead of one per output (each waits for the GPU): every output is packed as
+        # float32 into one (N, K, total) tensor; integer outputs (labels < 2^24) are exact in float32.
+        num_images, k = next(iter(detections.values())).shape[:2]
+        flat = [value.float().reshape(num_images, k, -1) for value in detections.values()]
+        packed = torch.cat(flat, dim=-1).cpu()  # (N, K, total)
+        out, start = {}, 0
+        for (key, value), part in zip(detections.items(), flat, strict=True):
+            width = part.shape[-1]
+            piece = packed[..., start : start + width].reshape(value.shape)
+            out[key] = piece.long() if value.dtype == torch.int64 else piece
+            start += width
+        return out
 
-    def __call__(self, images: Tensor) -> dict[str, Tensor]:
-        return self.decode(self.maps(images))
+    def __call__(self, images: Tensor, max_detections: int | None = None) -> dict[str, Tensor]:
+        return self.decode(self.maps(images), max_detections)
 
 
 class TorchScriptBackend(Backend):
@@ -109,17 +123,24 @@ class TorchScriptBackend(Backend):
 
     name = "torchscript"
 
-    def __init__(self, path: str | Path, device: str | torch.device = "cpu", image_size: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        image_size: int | None = None,
+        output_names: Sequence[str] = DETECTION_OUTPUTS,
+    ) -> None:
         self.device = torch.device(device)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in favour of torch.export
             self.module = torch.jit.load(str(path), map_location=self.device).eval()
         self.image_size = image_size
+        self.output_names = tuple(output_names)
 
     @torch.inference_mode()
     def __call__(self, images: Tensor) -> dict[str, Tensor]:
-        boxes, scores, labels = self.module(as_float_images(images.to(self.device)).contiguous())
-        return {"boxes": boxes.float().cpu(), "scores": scores.float().cpu(), "labels": labels.cpu()}
+        outputs = self.module(as_float_images(images.to(self.device)).contiguous())
+        return {name: _on_cpu(value) for name, value in zip(self.output_names, outputs, strict=True)}
 
 
 class OnnxRuntimeBackend(Backend):
@@ -162,6 +183,7 @@ class OnnxRuntimeBackend(Backend):
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
+        self.output_names = tuple(output.name for output in self.session.get_outputs())
         self.dynamic = dynamic
         self.image_size = image_size
         self.batch_size = batch_size
@@ -178,13 +200,15 @@ class OnnxRuntimeBackend(Backend):
             if real < self.batch_size:
                 chunk = torch.cat([chunk, chunk.new_zeros((self.batch_size - real, *chunk.shape[1:]))])
             outputs.append({key: value[:real] for key, value in self._run(chunk).items()})
-        return {key: torch.cat([o[key] for o in outputs]) for key in ("boxes", "scores", "labels")}
+        return {key: torch.cat([o[key] for o in outputs]) for key in outputs[0]}
 
     def _run(self, images: Tensor) -> dict[str, Tensor]:
         array = np.ascontiguousarray(as_float_images(images.detach().cpu()).numpy())
-        boxes, scores, labels = self.session.run(None, {self.input_name: array})
-        return {
-            "boxes": torch.from_numpy(boxes).float(),
-            "scores": torch.from_numpy(scores).float(),
-            "labels": torch.from_numpy(labels).long(),
-        }
+        values = self.session.run(None, {self.input_name: array})
+        return {name: _on_cpu(torch.from_numpy(value)) for name, value in zip(self.output_names, values, strict=True)}
+
+
+def _on_cpu(value: Tensor) -> Tensor:
+    """A decoded output on the CPU: integers as int64, everything else as float32."""
+    value = value.cpu()
+    return value.long() if not value.is_floating_point() else value.float()

@@ -1,90 +1,41 @@
-"""Inference: load a trained detector and predict on images, returning boxes in original-image pixels.
+"""Inference: load a trained model and predict on images, returning results in original-image pixels.
 
-Two preprocessing modes:
+Two preprocessing modes, both a :class:`~centernet.boxes.Letterbox`:
 
-- resize (default): as the evaluation transform does, resize keeping the aspect ratio so the longer side equals
-  the input size, pad bottom/right with black to a square;
+- resize (default): as the evaluation transform of training does, the longer side to the input size keeping the
+  aspect ratio, black padding at the bottom/right to a square;
 - keep resolution (``keep_resolution=True``, how the CenterNet paper evaluates): each image at its own size,
   padded bottom/right to a multiple of 32.
 
-Boxes are mapped back with per-axis scales computed from the exact resized size, so the resize and the padding
-are undone exactly. The network runs on any :mod:`centernet.inference.backends` backend: the eager model (from a
-Lightning checkpoint), or an exported TorchScript / ONNX file with decoding inside.
+Results are mapped back with the letterbox's exact per-axis scale, so the resize and the padding are undone
+exactly. The network runs on any :mod:`centernet.inference.backends` backend: the eager model (from a checkpoint),
+or an exported TorchScript / ONNX file with decoding inside. What the results are (boxes for detection) and how
+they are selected, mapped back and built is the model's task (:mod:`centernet.tasks`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
-from centernet.evaluation import coco_results
+from centernet.boxes import STRIDE_MULTIPLE, Letterbox
 from centernet.inference.backends import Backend, EagerBackend, OnnxRuntimeBackend, TorchScriptBackend
 from centernet.inference.export import read_metadata
-from centernet.inference.inputs import IMAGE_SUFFIXES, as_rgb, expand_inputs, list_images, read_rgb
+from centernet.inference.inputs import as_rgb, expand_inputs
 from centernet.inference.onnx_cache import cached_onnx_export
-from centernet.inference.tta import class_aware_nms, merge_flipped_maps
 from centernet.model import CenterNet
-from centernet.tasks.detection.decode import split_detections
-from centernet.training.module import CenterNetModule
-from centernet.viz import draw_detections
+from centernet.model.checkpoint import load_model
+from centernet.tasks import Task, build_task
+from centernet.tasks.detection.results import Prediction
 
-__all__ = ["IMAGE_SUFFIXES", "Detector", "Prediction", "list_images", "read_rgb"]
+__all__ = ["Detector", "Prediction"]
 
-_STRIDE_MULTIPLE = 32
 _EXPORTED_SUFFIXES = {".onnx": "onnxruntime", ".pt": "torchscript", ".torchscript": "torchscript", ".ts": "torchscript"}
-
-
-@dataclass
-class Prediction:
-    """Detections of one image, in that image's original pixels (torchvision's contract plus names and ids).
-
-    Attributes:
-        boxes: (K, 4) float32 xyxy.
-        scores: (K,) float32 confidences, descending.
-        labels: (K,) int64 contiguous class indices.
-        names: K class names.
-        category_ids: K dataset category ids (the ids of the training annotations).
-        image_size: (H, W) of the original image.
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    labels: np.ndarray
-    names: list[str]
-    category_ids: list[int]
-    image_size: tuple[int, int] | None = None
-
-    def to_coco(self, image_id: int, extra: dict[str, object] | None = None) -> list[dict[str, object]]:
-        """COCO results entries (``bbox`` x, y, w, h in original pixels, the dataset's ``category_id``)."""
-        return coco_results(image_id, self.boxes, self.scores, self.category_ids, extra)
-
-    def to_yolo(self, with_scores: bool = False) -> list[str]:
-        """YOLO txt lines ``label cx cy w h [score]``, coordinates relative to the image, contiguous labels."""
-        if self.image_size is None:
-            raise ValueError("to_yolo needs the prediction's image_size (H, W)")
-        height, width = self.image_size
-        lines = []
-        for box, label, score in zip(self.boxes, self.labels, self.scores, strict=True):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            values = [(x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height]
-            line = f"{int(label)} " + " ".join(f"{v:.6f}" for v in values)
-            lines.append(f"{line} {float(score):.5f}" if with_scores else line)
-        return lines
-
-    def draw(self, image: np.ndarray) -> np.ndarray:
-        """A copy of ``image`` ((H, W, 3) RGB uint8, the original image) with the detections drawn."""
-        return draw_detections(image, self.boxes, self.labels, self.scores, _names_by_label(self))
-
-
-def _names_by_label(prediction: Prediction) -> dict[int, str]:
-    return {int(label): name for label, name in zip(prediction.labels, prediction.names, strict=True)}
 
 
 class Detector:
@@ -99,6 +50,8 @@ class Detector:
         half: float16 inference (CUDA only; a clear error elsewhere).
         channels_last: Run the eager model in channels-last memory format; ``None``: on the CPU, where it is
             faster (see ``benchmarks/compare.py``).
+        task: The task of an exported backend's outputs (a :class:`CenterNet` brings its own).
+        max_detections: Results per image by default: the model's own K (as trained) unless given.
     """
 
     def __init__(
@@ -110,12 +63,21 @@ class Detector:
         device: str | torch.device = "cpu",
         half: bool = False,
         channels_last: bool | None = None,
+        task: Task | None = None,
+        max_detections: int | None = None,
     ) -> None:
-        if image_size % _STRIDE_MULTIPLE:
-            raise ValueError(f"image_size must be a multiple of {_STRIDE_MULTIPLE}, got {image_size}")
+        if image_size % STRIDE_MULTIPLE:
+            raise ValueError(f"image_size must be a multiple of {STRIDE_MULTIPLE}, got {image_size}")
         if len(class_names) != len(category_ids):
             raise ValueError(f"{len(class_names)} class names but {len(category_ids)} category ids")
-        self.backend = model if isinstance(model, Backend) else EagerBackend(model, device, half, channels_last)
+        if isinstance(model, Backend):
+            self.backend = model
+            self.task = task or build_task("detection")
+            self.max_detections = max_detections or model.max_detections or 100
+        else:
+            self.backend = EagerBackend(model, device, half, channels_last)
+            self.task = model.task
+            self.max_detections = max_detections or model.max_detections
         self.device = torch.device(device)
         self.class_names = list(class_names)
         self.category_ids = list(category_ids)
@@ -137,31 +99,47 @@ class Detector:
         half: bool = False,
         channels_last: bool | None = None,
         backend: str = "eager",
+        max_detections: int | None = None,
     ) -> Detector:
-        """Load a Lightning checkpoint written by ``centernet fit``; ``image_size`` defaults to the training size.
+        """Load a checkpoint written by ``centernet fit``; ``image_size`` defaults to the training size.
 
         ``backend="eager"`` runs the PyTorch model (``half`` and ``channels_last`` apply to it);
-        ``"onnxruntime"`` exports the checkpoint to ONNX once (cached, see :mod:`centernet.inference.onnx_cache`) and runs
-        it on ONNX Runtime, the fastest CPU path.
+        ``"onnxruntime"`` exports the checkpoint to ONNX once (cached, see :mod:`centernet.inference.onnx_cache`)
+        and runs it on ONNX Runtime, the fastest CPU path. ``max_detections`` defaults to the checkpoint's.
         """
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: checkpoint not found")
         if backend == "onnxruntime":
             if half:
                 raise ValueError("half precision applies to the eager backend only")
-            return cls.from_exported(cached_onnx_export(path, image_size), device, image_size)
+            exported = cached_onnx_export(path, image_size, max_detections)
+            return cls.from_exported(exported, device, image_size, max_detections)
         if backend != "eager":
             raise ValueError(f"backend must be 'eager' or 'onnxruntime' for a checkpoint, got {backend!r}")
-        module = CenterNetModule.load_from_checkpoint(str(path), map_location="cpu")
-        size = image_size or module.hparams.image_size
-        return cls(module.model, module.class_names, module.category_ids, size, device, half, channels_last)
+        loaded = load_model(path)
+        size = image_size or loaded.image_size
+        return cls(
+            loaded.model,
+            loaded.class_names,
+            loaded.category_ids,
+            size,
+            device,
+            half,
+            channels_last,
+            max_detections=max_detections,
+        )
 
     @classmethod
     def from_exported(
-        cls, path: str | Path, device: str | torch.device = "cpu", image_size: int | None = None
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        image_size: int | None = None,
+        max_detections: int | None = None,
     ) -> Detector:
         """Load a file written by ``centernet export``: ``.onnx`` runs on ONNX Runtime, ``.torchscript``/``.pt``
-        on TorchScript. ``image_size`` defaults to the export size (and must equal it for a fixed-size graph)."""
+        on TorchScript. ``image_size`` defaults to the export size (and must equal it for a fixed-size graph);
+        ``max_detections`` can only lower the K the graph was exported with."""
         path = Path(path)
         backend_name = _EXPORTED_SUFFIXES.get(path.suffix.lower())
         if backend_name is None:
@@ -172,12 +150,24 @@ class Detector:
             raise ValueError(
                 f"{path} was exported for {meta['image_size']} px inputs only; re-export with --dynamic to use {size}"
             )
+        exported_k = meta.get("max_detections", 100)
+        if max_detections is not None and max_detections > exported_k:
+            raise ValueError(
+                f"{path} returns at most {exported_k} detections per image; export it with --max-det "
+                f"{max_detections} for more"
+            )
         if backend_name == "onnxruntime":
             backend: Backend = OnnxRuntimeBackend(path, device, meta["dynamic"], meta["image_size"], meta["batch_size"])
         else:
-            backend = TorchScriptBackend(path, device, meta["image_size"])
+            outputs = meta.get("outputs")
+            names = outputs if isinstance(outputs, list) else ("boxes", "scores", "labels")  # files before v0.2
+            backend = TorchScriptBackend(path, device, meta["image_size"], names)
             backend.dynamic = meta["dynamic"]
-        return cls(backend, meta["class_names"], meta["category_ids"], size, device)
+        backend.max_detections = exported_k
+        task = build_task(meta.get("task", "detection"))
+        return cls(
+            backend, meta["class_names"], meta["category_ids"], size, device, task=task, max_detections=max_detections
+        )
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs: Any) -> Detector:
@@ -195,7 +185,7 @@ class Detector:
         flip: bool = False,
         scales: Sequence[float] | None = None,
         nms_iou: float | None = None,
-        max_detections: int = 100,
+        max_detections: int | None = None,
     ) -> list[Prediction]:
         """Detect objects in one or many images, batched.
 
@@ -209,27 +199,32 @@ class Detector:
             scales: Multi-scale test-time augmentation: input-size factors, e.g. ``(0.75, 1.0, 1.25)``; the
                 detections of all scales are merged with class-aware NMS (IoU ``nms_iou``, 0.5 by default).
             nms_iou: Class-aware NMS after top-K at this IoU (for duplicate peaks); ``None``: no NMS (one scale).
-            max_detections: At most this many detections per image after merging scales.
+            max_detections: At most this many detections per image (after merging scales); ``None``: the model's
+                own K, as it was trained (``model.max_detections``).
 
         Returns:
             One ``Prediction`` per image, in input order, boxes in that image's original pixels.
         """
-        if batch_size < 1:
+        if isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self._check_options(keep_resolution, flip, scales)
+        limit = self.max_detections if max_detections is None else max_detections
+        if limit < 1:
+            raise ValueError(f"max_detections must be >= 1, got {limit}")
+        self._check_options(keep_resolution, flip, scales, limit)
         items = expand_inputs(images)
         factors = [1.0] if not scales else [float(s) for s in scales]
         iou = nms_iou if nms_iou is not None else (0.5 if len(factors) > 1 else None)
         results: list[Prediction] = []
         for start in range(0, len(items), batch_size):
             chunk = [as_rgb(item) for item in items[start : start + batch_size]]
-            per_scale = [self._detect(chunk, factor, keep_resolution, flip) for factor in factors]
+            per_scale = [self._detect(chunk, factor, keep_resolution, flip, limit) for factor in factors]
             for i, image in enumerate(chunk):
-                merged = {key: torch.cat([dets[i][key] for dets in per_scale]) for key in ("boxes", "scores", "labels")}
-                results.append(self._finish(merged, image.shape[:2], score_threshold, iou, max_detections))
+                merged = {key: torch.cat([dets[i][key] for dets in per_scale]) for key in per_scale[0][i]}
+                selected = self.task.select(merged, score_threshold, limit, iou)
+                results.append(self.task.result(selected, self.class_names, self.category_ids, image.shape[:2]))
         return results
 
-    def _check_options(self, keep_resolution: bool, flip: bool, scales: Sequence[float] | None) -> None:
+    def _check_options(self, keep_resolution: bool, flip: bool, scales: Sequence[float] | None, limit: int) -> None:
         if flip and not isinstance(self.backend, EagerBackend):
             raise ValueError(
                 f"flip test-time augmentation needs the raw maps of the eager backend; the {self.backend.name} "
@@ -242,88 +237,46 @@ class Detector:
                 f"this {self.backend.name} file was exported for {self.image_size} px inputs only; keep-resolution "
                 "and multi-scale need an export with --dynamic"
             )
+        exported_k = self.backend.max_detections
+        if not isinstance(self.backend, EagerBackend) and exported_k is not None and limit > exported_k:
+            raise ValueError(
+                f"this {self.backend.name} file returns at most {exported_k} detections per image; export it with "
+                f"--max-det {limit} for more"
+            )
 
     def _detect(
-        self, images: list[np.ndarray], factor: float, keep_resolution: bool, flip: bool
+        self, images: list[np.ndarray], factor: float, keep_resolution: bool, flip: bool, limit: int
     ) -> list[dict[str, torch.Tensor]]:
-        """All peaks (score > 0) of each image at one scale, boxes in original pixels (float32 CPU tensors)."""
-        prepared = [self._letterbox(image, factor, keep_resolution) for image in images]
+        """All peaks (score > 0) of each image at one scale, in original pixels (CPU tensors)."""
+        boxes = [self._letterbox(image.shape[:2], factor, keep_resolution) for image in images]
+        canvases = [box.apply(image) for box, image in zip(boxes, images, strict=True)]
         # Images sharing a padded size run in one forward pass; the result of an image never depends on the
         # others in its batch.
         groups: dict[tuple[int, int, np.dtype], list[int]] = defaultdict(list)
-        for index, (canvas, _) in enumerate(prepared):
+        for index, canvas in enumerate(canvases):
             groups[(*canvas.shape[:2], canvas.dtype)].append(index)
         out: list[dict[str, torch.Tensor]] = [{} for _ in images]
         for indices in groups.values():
-            batch = torch.from_numpy(np.stack([prepared[i][0] for i in indices]))  # (n, S_h, S_w, 3)
+            batch = torch.from_numpy(np.stack([canvases[i] for i in indices]))  # (n, S_h, S_w, 3)
             # (n, 3, S_h, S_w) uint8 (or float32 in [0, 1]), a channels-last view: uint8 crosses to a GPU in a
             # quarter of the bytes and becomes float there.
-            batch = batch.permute(0, 3, 1, 2)
-            detections = self._run(batch, flip)
-            for i, det in zip(indices, split_detections(detections), strict=True):
-                sx, sy = prepared[i][1]
-                height, width = images[i].shape[:2]
-                boxes = det["boxes"].double() / torch.tensor([sx, sy, sx, sy], dtype=torch.float64)
-                boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
-                boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
-                out[i] = {"boxes": boxes.float(), "scores": det["scores"].float(), "labels": det["labels"].long()}
+            detections = self._run(batch.permute(0, 3, 1, 2), flip, limit)
+            for row, i in enumerate(indices):
+                one = {key: value[row] for key, value in detections.items()}
+                keep = one["scores"] > 0  # drops the zero-score padding of images with fewer than K peaks
+                out[i] = self.task.to_original({key: value[keep] for key, value in one.items()}, boxes[i])
         return out
 
-    def _run(self, batch: torch.Tensor, flip: bool) -> dict[str, torch.Tensor]:
-        if not flip:
-            return self.backend(batch)
-        backend = self.backend
-        assert isinstance(backend, EagerBackend)
-        maps = backend.maps(torch.cat([batch, batch.flip(-1)]))  # (2n, ...) images then their mirrors
-        return backend.decode(merge_flipped_maps(maps, batch.shape[0]))
+    def _run(self, batch: torch.Tensor, flip: bool, limit: int) -> dict[str, torch.Tensor]:
+        if isinstance(self.backend, EagerBackend):
+            if not flip:
+                return self.backend(batch, limit)
+            maps = self.backend.maps(torch.cat([batch, batch.flip(-1)]))  # (2n, ...) images then their mirrors
+            return self.backend.decode(self.task.merge_flipped(maps, batch.shape[0]), limit)
+        return self.backend(batch)
 
-    def _letterbox(
-        self, image: np.ndarray, factor: float, keep_resolution: bool
-    ) -> tuple[np.ndarray, tuple[float, float]]:
-        """(S_h, S_w, 3) network input (``image``'s dtype: uint8, or float32 in [0, 1]) and the (sx, sy) input
-        pixels per original pixel."""
-        height, width = image.shape[:2]
+    def _letterbox(self, image_size: tuple[int, int], factor: float, keep_resolution: bool) -> Letterbox:
         if keep_resolution:
-            new_w, new_h = max(1, round(width * factor)), max(1, round(height * factor))
-            pad_w, pad_h = (_round_up(v, _STRIDE_MULTIPLE) for v in (new_w, new_h))
-        else:
-            size = max(_STRIDE_MULTIPLE, round(self.image_size * factor / _STRIDE_MULTIPLE) * _STRIDE_MULTIPLE)
-            ratio = size / max(height, width)
-            # The same rounding as the evaluation transform (albumentations' LongestMaxSize).
-            new_w, new_h = max(1, round(width * ratio)), max(1, round(height * ratio))
-            pad_w = pad_h = size
-        if (new_w, new_h) != (width, height):
-            # Bilinear on the uint8 image, as the evaluation transform resizes, so predictions match validation.
-            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        canvas = np.zeros((pad_h, pad_w, 3), dtype=image.dtype)  # black padding at the bottom/right
-        canvas[:new_h, :new_w] = image
-        return canvas, (new_w / width, new_h / height)
-
-    def _finish(
-        self,
-        det: dict[str, torch.Tensor],
-        shape: tuple[int, int],
-        score_threshold: float,
-        nms_iou: float | None,
-        max_detections: int,
-    ) -> Prediction:
-        keep = det["scores"] > score_threshold
-        boxes, scores, labels = det["boxes"][keep], det["scores"][keep], det["labels"][keep]
-        if nms_iou is not None:
-            index = class_aware_nms(boxes, scores, labels, nms_iou, max_detections)
-        else:
-            index = torch.argsort(scores, descending=True, stable=True)[:max_detections]
-        boxes, scores, labels = boxes[index], scores[index], labels[index]
-        label_list = [int(i) for i in labels]
-        return Prediction(
-            boxes=boxes.numpy().astype(np.float32).reshape(-1, 4),
-            scores=scores.numpy().astype(np.float32),
-            labels=labels.numpy().astype(np.int64),
-            names=[self.class_names[i] for i in label_list],
-            category_ids=[self.category_ids[i] for i in label_list],
-            image_size=(int(shape[0]), int(shape[1])),
-        )
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
+            return Letterbox.keep_resolution(image_size, factor)
+        side = max(STRIDE_MULTIPLE, round(self.image_size * factor / STRIDE_MULTIPLE) * STRIDE_MULTIPLE)
+        return Letterbox.fit(image_size, side)

@@ -32,8 +32,7 @@ class DecodingWrapper(nn.Module):
     """``images -> (boxes, scores, labels)``: the network followed by its decoding, as one module.
 
     Args:
-        model: A :class:`~centernet.model.CenterNet` (or any module whose ``forward`` takes an image tensor and
-            whose ``decode`` turns the outputs into ``boxes`` / ``scores`` / ``labels``).
+        model: A :class:`~centernet.model.CenterNet` (its task names the decoded outputs, in order).
         max_detections: K; defaults to the model's own.
     """
 
@@ -41,23 +40,32 @@ class DecodingWrapper(nn.Module):
         super().__init__()
         self.model = model
         self.max_detections = max_detections
+        self.output_names = tuple(model.task.output_names)
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         """Detect on a batch.
 
         Args:
             images: (N, 3, H, W) float RGB in [0, 1]; H and W multiples of 32.
 
         Returns:
-            ``boxes`` (N, K, 4) float32 xyxy in input pixels, ``scores`` (N, K) float32 in [0, 1] (descending),
-            ``labels`` (N, K) int64 contiguous class indices.
+            The task's outputs in ``output_names`` order; for detection ``boxes`` (N, K, 4) float32 xyxy in input
+            pixels, ``scores`` (N, K) float32 in [0, 1] (descending), ``labels`` (N, K) int64 contiguous classes.
         """
         detections = self.model.decode(self.model(images), max_detections=self.max_detections)
-        return detections["boxes"].float(), detections["scores"].float(), detections["labels"]
+        return tuple(
+            value if value.dtype == torch.int64 else value.float()
+            for value in (detections[name] for name in self.output_names)
+        )
 
 
 def _metadata(
-    class_names: Sequence[str], category_ids: Sequence[int], image_size: int, dynamic: bool, batch_size: int
+    wrapper: DecodingWrapper,
+    class_names: Sequence[str],
+    category_ids: Sequence[int],
+    image_size: int,
+    dynamic: bool,
+    batch_size: int,
 ) -> dict[str, Any]:
     return {
         "class_names": list(class_names),
@@ -65,16 +73,22 @@ def _metadata(
         "image_size": int(image_size),
         "dynamic": bool(dynamic),
         "batch_size": int(batch_size),
-        "outputs": "boxes (N,K,4) xyxy input pixels, scores (N,K), labels (N,K) contiguous",
+        "task": wrapper.model.task.name,
+        "max_detections": int(wrapper.max_detections or wrapper.model.max_detections),
+        "outputs": list(wrapper.output_names),
     }
 
 
-def _example(model: nn.Module, image_size: int, batch_size: int) -> tuple[DecodingWrapper, Tensor]:
+def _example(
+    model: nn.Module, image_size: int, batch_size: int, max_detections: int | None
+) -> tuple[DecodingWrapper, Tensor]:
     if image_size % 32:
         raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    wrapper = DecodingWrapper(model).float().eval()
+    if max_detections is not None and max_detections < 1:
+        raise ValueError(f"max_detections must be >= 1, got {max_detections}")
+    wrapper = DecodingWrapper(model, max_detections).float().eval()
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     # Random content, not zeros: a constant image gives a plateau of equal heatmap values, and tracing then sees
@@ -92,6 +106,7 @@ def export_onnx(
     batch_size: int = 1,
     dynamic: bool = False,
     opset: int = 19,
+    max_detections: int | None = None,
 ) -> Path:
     """Write an ONNX file whose graph includes decoding.
 
@@ -105,6 +120,7 @@ def export_onnx(
         dynamic: Make the batch size, height and width dynamic (H and W must stay multiples of 32). K, the
             number of detections per image, is computed in the graph as ``min(max_detections, C * H/4 * W/4)``.
         opset: ONNX opset version; 19 (the default) is the first with the DeformConv operator of DCN models.
+        max_detections: K upper bound of the graph; ``None``: the model's own (``model.max_detections``).
 
     Returns:
         The path written.
@@ -113,15 +129,11 @@ def export_onnx(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper, example = _example(model, image_size, batch_size)
+    wrapper, example = _example(model, image_size, batch_size, max_detections)
     dynamic_axes = None
     if dynamic:
-        dynamic_axes = {
-            "images": {0: "batch", 2: "height", 3: "width"},
-            "boxes": {0: "batch", 1: "detections"},
-            "scores": {0: "batch", 1: "detections"},
-            "labels": {0: "batch", 1: "detections"},
-        }
+        dynamic_axes = {"images": {0: "batch", 2: "height", 3: "width"}}
+        dynamic_axes.update({name: {0: "batch", 1: "detections"} for name in wrapper.output_names})
     was_training = model.training
     with warnings.catch_warnings(), torch.no_grad():
         # Tracing warns about Python values derived from shapes (the multiple-of-32 check, K); both are checked
@@ -132,7 +144,7 @@ def export_onnx(
             (example,),
             str(path),
             input_names=["images"],
-            output_names=["boxes", "scores", "labels"],
+            output_names=list(wrapper.output_names),
             dynamic_axes=dynamic_axes,
             opset_version=opset,
             dynamo=False,  # the TorchScript-based exporter: no onnxscript dependency, dynamic axes by name
@@ -141,7 +153,7 @@ def export_onnx(
     proto = onnx.load(str(path))
     entry = proto.metadata_props.add()
     entry.key = METADATA_KEY
-    entry.value = json.dumps(_metadata(class_names, category_ids, image_size, dynamic, batch_size))
+    entry.value = json.dumps(_metadata(wrapper, class_names, category_ids, image_size, dynamic, batch_size))
     onnx.save(proto, str(path))
     return path
 
@@ -154,6 +166,7 @@ def export_torchscript(
     image_size: int,
     batch_size: int = 1,
     dynamic: bool = True,
+    max_detections: int | None = None,
 ) -> Path:
     """Write a traced TorchScript module whose graph includes decoding (load it with ``torch.jit.load``).
 
@@ -168,18 +181,20 @@ def export_torchscript(
         image_size: Side of the square example input.
         batch_size: Batch size of the example input.
         dynamic: Whether predict may feed other input sizes (recorded in the metadata).
+        max_detections: K upper bound of the graph; ``None``: the model's own.
 
     Returns:
         The path written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper, example = _example(model, image_size, batch_size)
+    wrapper, example = _example(model, image_size, batch_size, max_detections)
     was_training = model.training
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(wrapper, (example,), check_trace=False)
-        extra = {_TORCHSCRIPT_EXTRA: json.dumps(_metadata(class_names, category_ids, image_size, dynamic, batch_size))}
+        metadata = _metadata(wrapper, class_names, category_ids, image_size, dynamic, batch_size)
+        extra = {_TORCHSCRIPT_EXTRA: json.dumps(metadata)}
         torch.jit.save(traced, str(path), _extra_files=extra)  # warns that torch.export is the future
     model.train(was_training)
     return path

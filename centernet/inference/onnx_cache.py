@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-from centernet.data.synthetic import default_cache_root
+from centernet.cache import default_cache_root
 from centernet.inference.export import export_onnx
+from centernet.model.checkpoint import load_model
 
 __all__ = ["cached_onnx_export", "onnx_cache_dir"]
 
@@ -31,13 +32,18 @@ def onnx_cache_dir() -> Path:
     return default_cache_root() / "onnx"
 
 
-def cached_onnx_export(checkpoint: str | Path, image_size: int | None = None, cache_dir: Path | None = None) -> Path:
+def cached_onnx_export(
+    checkpoint: str | Path,
+    image_size: int | None = None,
+    max_detections: int | None = None,
+    cache_dir: Path | None = None,
+) -> Path:
     """The path of a dynamic-shape ONNX export (decoding inside) of ``checkpoint``, exporting it on a cache miss.
 
     Args:
         checkpoint: A ``centernet fit`` checkpoint (``.ckpt``).
-        image_size: Example input side of the export, which fixes K (see :func:`centernet.inference.export.export_onnx`);
-            ``None`` uses the training size.
+        image_size: Side of the example input of the export; ``None`` uses the training size.
+        max_detections: K of the graph; ``None`` uses the checkpoint's (``max_detections`` of its model).
         cache_dir: Where exports are kept; ``None`` uses :func:`onnx_cache_dir`.
 
     Returns:
@@ -47,31 +53,38 @@ def cached_onnx_export(checkpoint: str | Path, image_size: int | None = None, ca
     if not checkpoint.is_file():
         raise FileNotFoundError(f"{checkpoint}: checkpoint not found")
     folder = cache_dir or onnx_cache_dir()
-    key = _cache_key(checkpoint, image_size)
+    key = _cache_key(checkpoint, image_size, max_detections)
     path = folder / f"{checkpoint.stem}-{key}.onnx"
     if path.is_file():
         return path
-    from centernet.training.module import CenterNetModule  # the training adapter, only needed on a miss
-
-    module = CenterNetModule.load_from_checkpoint(str(checkpoint), map_location="cpu")
-    size = image_size or module.hparams.image_size
+    loaded = load_model(checkpoint)
+    size = image_size or loaded.image_size
     folder.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(suffix=".onnx", dir=folder)
     os.close(handle)
     try:
-        export_onnx(module.model, temporary, module.class_names, module.category_ids, size, dynamic=True, opset=_OPSET)
+        export_onnx(
+            loaded.model,
+            temporary,
+            loaded.class_names,
+            loaded.category_ids,
+            size,
+            dynamic=True,
+            opset=_OPSET,
+            max_detections=max_detections,
+        )
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
     return path
 
 
-def _cache_key(checkpoint: Path, image_size: int | None) -> str:
+def _cache_key(checkpoint: Path, image_size: int | None, max_detections: int | None) -> str:
     digest = hashlib.sha256()
     with checkpoint.open("rb") as file:
         while chunk := file.read(_HASH_CHUNK):
             digest.update(chunk)
-    digest.update(f"|size={image_size}|opset={_OPSET}|torch={torch.__version__}|".encode())
+    digest.update(f"|size={image_size}|k={max_detections}|opset={_OPSET}|torch={torch.__version__}|".encode())
     digest.update(_source_fingerprint())
     return digest.hexdigest()[:20]
 

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from centernet.model.config import NeckConfig
 from centernet.model.dcn import ModulatedDeformConv2d
 
-__all__ = ["LateralUpsamplingNeck", "UpsamplingNeck"]
+__all__ = ["LateralUpsamplingNeck", "UpsamplingNeck", "build_neck"]
 
 
 def _bilinear_kernel_2x() -> Tensor:
@@ -156,3 +157,17 @@ class LateralUpsamplingNeck(nn.Module):
         for stage, lateral, shortcut in zip(self.stages, self.laterals, reversed(features[:-1]), strict=True):
             x = torch.relu(stage(x) + lateral(shortcut))  # (N, C, H/s, W/s) for s = 16, 8, 4
         return x
+
+
+def build_neck(options: NeckConfig, backbone: nn.Module) -> nn.Module:
+    """The neck ``options`` describe, on ``backbone``'s maps (its ``channels`` at strides 4, 8, 16, 32).
+
+    Every neck reports ``out_channels`` and ``upsampling`` (8: stride 32 -> 4).
+    """
+    if options.name == "upsampling":
+        return UpsamplingNeck(backbone.out_channels, options.channels, options.deformable)
+    if options.name == "lateral":
+        return LateralUpsamplingNeck(backbone.channels, options.channels, options.deformable)
+    from centernet.model.dla_up import DLAUpNeck
+
+    return DLAUpNeck(backbone.channels, options.deformable)

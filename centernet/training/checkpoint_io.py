@@ -17,6 +17,8 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.plugins.io.checkpoint_plugin import CheckpointIO
 
+from centernet.model.checkpoint import read_checkpoint
+
 __all__ = ["AtomicCheckpointIO", "atomic_torch_save", "has_checkpoint_io"]
 
 
@@ -56,11 +58,18 @@ def _fsync_dir(folder: Path) -> None:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning ``CheckpointIO`` that saves local checkpoints with :func:`atomic_torch_save`.
+    """Lightning ``CheckpointIO`` that saves local checkpoints with :func:`atomic_torch_save` and reads them as data
+    only, in any format version (:func:`centernet.model.checkpoint.read_checkpoint`).
 
     ``centernet fit`` installs it by default (``trainer.plugins``); with a plain ``Trainer`` pass
-    ``plugins=[AtomicCheckpointIO()]``.
+    ``plugins=[AtomicCheckpointIO()]``. Resuming (``--ckpt_path``) therefore never unpickles code, whatever
+    ``weights_only`` asks for.
     """
+
+    def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
+        if "://" in str(path) and not str(path).startswith("file://"):
+            return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        return read_checkpoint(str(path).removeprefix("file://"))
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:

@@ -9,26 +9,22 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from centernet.data import CenterNetDataModule
+from centernet.configs import config_path
+from centernet.data.datamodule import CenterNetDataModule
+from centernet.model.checkpoint import read_checkpoint
 from centernet.training.checkpoint_io import AtomicCheckpointIO, has_checkpoint_io
 from centernet.training.module import CenterNetModule
 
-__all__ = ["LIGHTNING_COMMANDS", "CenterNetCLI", "config_path", "find_last_checkpoint", "next_run_dir"]
+__all__ = ["LIGHTNING_COMMANDS", "CenterNetCLI", "find_last_checkpoint", "next_run_dir"]
 
 # `validate` is our own command (centernet/validate.py) on top of the inference API.
 LIGHTNING_COMMANDS = ("fit",)
-
-
-def config_path(name: str) -> Path:
-    """Path of a config shipped with the package, e.g. ``config_path("demo")`` -> ``.../configs/demo.yaml``."""
-    return Path(str(files("centernet") / "configs" / f"{name}.yaml"))
 
 
 def next_run_dir(root: str | Path) -> tuple[Path, int]:
@@ -62,11 +58,13 @@ def find_last_checkpoint(root: str | Path) -> Path:
 class CenterNetCLI(LightningCLI):
     """LightningCLI with the data -> model links, run directories and the base config as defaults."""
 
+    parser_options: dict[str, Any] = {}  # extra jsonargparse parser settings (the config reader's exit_on_error)
+
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, **kwargs: Any) -> None:
         base = str(config_path("base"))
-        defaults = {"default_config_files": [base]}
+        defaults = {"default_config_files": [base], **self.parser_options}
         # With subcommands (run=True) parser options are given per subcommand; without, for the one parser.
-        parser_kwargs = {command: defaults for command in LIGHTNING_COMMANDS} if run else defaults
+        parser_kwargs = {command: defaults for command in LIGHTNING_COMMANDS} | self.parser_options if run else defaults
         with warnings.catch_warnings():
             # The `centernet` dispatcher passes its own argv on purpose; Lightning warns about that case.
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
@@ -77,6 +75,9 @@ class CenterNetCLI(LightningCLI):
                 run=run,
                 parser_kwargs=parser_kwargs,
                 save_config_kwargs={"overwrite": True},
+                # The optimiser is the module's (AdamW with parameter groups and its schedule, model.optimizer);
+                # Lightning's generic --optimizer/--lr_scheduler options would be ignored by it.
+                auto_configure_optimizers=False,
                 **kwargs,
             )
 
@@ -84,6 +85,22 @@ class CenterNetCLI(LightningCLI):
     def subcommands() -> dict[str, set[str]]:
         # `predict` is our own command (images in, drawings and COCO json out), not Lightning's predict loop.
         return {k: v for k, v in LightningCLI.subcommands().items() if k in LIGHTNING_COMMANDS}
+
+    def _parse_ckpt_path(self) -> None:
+        """Resuming from a checkpoint file takes its model options, as Lightning does, but reads the file as data
+        only and in any format version (:mod:`centernet.model.checkpoint`); the backbone is not downloaded again,
+        its weights come from the checkpoint."""
+        if not self.config.get("subcommand"):
+            return
+        ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        saved = read_checkpoint(ckpt_path).get("hyper_parameters") or {}
+        hparams = {key: value for key, value in saved.items() if not key.startswith("_")}
+        if not hparams:
+            return
+        hparams["backbone"] = {**(hparams.get("backbone") or {}), "pretrained": False}
+        self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for attribute in ("num_classes", "class_names", "category_ids", "image_size"):

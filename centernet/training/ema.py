@@ -16,9 +16,9 @@ import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
-__all__ = ["EMA_STATE_KEY", "EMA"]
+from centernet.model.checkpoint import EMA_STATE_KEY
 
-EMA_STATE_KEY = "ema_state_dict"
+__all__ = ["EMA"]
 
 
 class EMA(L.Callback):

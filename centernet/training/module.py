@@ -1,15 +1,18 @@
 """The Lightning training adapter: a thin wrapper that trains and validates a ``CenterNet``.
 
-Losses come from the model's criterion, decoding from its decoder, metrics from ``evaluation``; this module
-only wires them to Lightning's loop, logs under ``train/`` and ``val/`` and builds the optimiser.
+Losses come from the model's task criterion, decoding from its task, metrics from the task's evaluator (the one
+``centernet validate`` uses); this module only wires them to Lightning's loop, logs under ``train/`` and ``val/``,
+builds the optimiser and keeps checkpoints readable across format versions (:mod:`centernet.model.checkpoint`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Sequence
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -17,13 +20,22 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.trainer.states import TrainerFn
 
+from centernet.boxes import Letterbox
+from centernet.configs import as_options
 from centernet.distributed import deduplicate_by_image_id, gather_objects, is_distributed, scaled_learning_rate
-from centernet.evaluation import COCO_METRIC_NAMES, build_coco_metric, coco_metrics_to_dict
-from centernet.model import CenterNet
-from centernet.tasks.detection.decode import split_detections
-from centernet.training.ema import EMA_STATE_KEY
+from centernet.evaluation import COCO_METRIC_NAMES
+from centernet.model import BackboneConfig, CenterNet, NeckConfig
+from centernet.model.checkpoint import (
+    CHECKPOINT_FORMAT,
+    EMA_STATE_KEY,
+    FORMAT_KEY,
+    migrate_checkpoint,
+    model_options,
+    read_checkpoint,
+)
+from centernet.tasks.detection.config import DetectionHeadConfig, DetectionLossConfig
 from centernet.training.finetune import load_finetune_weights
-from centernet.training.optim import split_weight_decay, warmup_cosine
+from centernet.training.optim import OptimizerConfig, split_weight_decay, warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +43,7 @@ __all__ = ["CenterNetModule"]
 
 
 class CenterNetModule(L.LightningModule):
-    """Trains a CenterNet detector; hyper-parameters (and the class names) are stored in every checkpoint.
+    """Trains a CenterNet; its options (and the class names) are stored in every checkpoint.
 
     Args:
         num_classes: Number of object classes; linked from the data, not typed in the config.
@@ -39,40 +51,19 @@ class CenterNetModule(L.LightningModule):
         category_ids: The dataset's own category id of each contiguous label; linked from the data.
         image_size: Side of the square network input used in training; linked from the data, stored so that
             inference preprocesses the same way.
-        backbone: resnet18, resnet34, resnet50, resnet101 (torchvision), dla34 (DLA-34) or timm:<name> (any timm
-            model with features at strides 4-32, e.g. timm:mobilenetv3_large_100).
-        pretrained: Start the backbone from ImageNet weights (needs them downloaded or cached).
-        neck: "upsampling" (the paper's deconvolution neck), "lateral" (with shortcuts from strides 16, 8, 4) or
-            "dla_up" (DLA-up + IDA-up, CenterNet-DLA's neck; its channels are the backbone's).
-        neck_channels: Channels of the three upsampling stages (stride 32 -> 16 -> 8 -> 4).
-        head_channels: Hidden channels of each head's 3x3 convolution.
-        gaussian: Ground-truth heatmap shape: "ttfnet" (elliptical, box-shaped) or "cornernet" (radius rule).
-        alpha: TTFNet Gaussian size as a fraction of the box.
-        min_overlap: CornerNet radius rule's minimum IoU.
-        heatmap_weight: Weight of the focal loss in the total.
-        size_weight: Weight of the L1 box-size loss.
-        offset_weight: Weight of the L1 centre-offset loss.
-        max_detections: Top-K detections kept per image when decoding.
-        lr: Peak learning rate of AdamW.
-        weight_decay: AdamW weight decay on convolution and linear weights (not on norms and biases).
-        warmup_steps: Optimiser steps of linear warm-up before the cosine decay.
-        min_lr_ratio: Final learning rate as a fraction of ``lr``.
+        task: What the network predicts: "detection" (the registered tasks are in ``centernet.tasks.TASKS``).
+        backbone: The feature extractor.
+        neck: The upsampling neck from stride 32 to 4.
+        head: The task's head.
+        loss: The task's ground-truth heatmaps and loss weights.
+        max_detections: Top-K results kept per image when decoding (validation, predict, validate, export).
+        optimizer: AdamW and its learning-rate schedule.
         channels_last: Keep weights and images in the channels-last (NHWC) memory format; about 20% faster
             training on CPU (oneDNN convolutions) and on GPUs with tensor cores. Results are unchanged.
-        head: "size" (CenterNet: box size and centre offset, L1) or "ltrb" (TTFNet: distances to the box sides
-            over the centre region, GIoU loss).
-        box_weight: Weight of the GIoU loss (ltrb head).
-        box_sampling: GIoU regression cells (ltrb head): "gaussian" (the centre region) or "center3x3".
-        deformable: Modulated deformable 3x3 convolutions (DCNv2) in the neck.
-        frozen_stages: Leading backbone stages (stem first) kept frozen, BatchNorm included; 0 trains all.
-        freeze_bn: Freeze every BatchNorm of the backbone (statistics and affine parameters).
         init_weights: Checkpoint to fine-tune from (a ``centernet fit`` checkpoint, its EMA weights if it has
             them, or a saved ``CenterNet.state_dict()``). Loaded when a fit starts without ``ckpt_path``. A
-            different number of classes re-initialises the heatmap head's last layer (and says so); any other
+            different number of classes re-initialises the head's class layer (and says so); any other
             mismatch is an error naming the keys.
-        base_batch_size: The global batch size ``lr`` is tuned for; the optimiser then uses
-            ``lr * global_batch / base_batch_size`` with global_batch = per-device batch x devices x nodes x
-            ``accumulate_grad_batches`` (the linear scaling rule). ``None`` uses ``lr`` as given.
         max_nonfinite_steps: A non-finite training loss skips the optimiser step with a warning naming the
             batch's image ids; this many in a row stop the run with an error.
     """
@@ -83,75 +74,83 @@ class CenterNetModule(L.LightningModule):
         class_names: Sequence[str] | None = None,
         category_ids: Sequence[int] | None = None,
         image_size: int = 512,
-        backbone: str = "resnet18",
-        pretrained: bool = False,
-        neck: Literal["upsampling", "lateral", "dla_up"] = "upsampling",
-        neck_channels: Sequence[int] = (256, 128, 64),
-        head_channels: int = 64,
-        gaussian: Literal["ttfnet", "cornernet"] = "ttfnet",
-        alpha: float = 0.54,
-        min_overlap: float = 0.7,
-        heatmap_weight: float = 1.0,
-        size_weight: float = 0.1,
-        offset_weight: float = 1.0,
+        task: str = "detection",
+        backbone: BackboneConfig = BackboneConfig(),
+        neck: NeckConfig = NeckConfig(),
+        head: DetectionHeadConfig = DetectionHeadConfig(),
+        loss: DetectionLossConfig = DetectionLossConfig(),
         max_detections: int = 100,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        warmup_steps: int = 300,
-        min_lr_ratio: float = 0.01,
+        optimizer: OptimizerConfig = OptimizerConfig(),
         channels_last: bool = False,
-        head: Literal["size", "ltrb"] = "size",
-        box_weight: float = 5.0,
-        box_sampling: Literal["gaussian", "center3x3"] = "gaussian",
-        deformable: bool = False,
-        frozen_stages: int = 0,
-        freeze_bn: bool = False,
         init_weights: str | None = None,
-        base_batch_size: int | None = None,
         max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__()
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} entries but num_classes is {num_classes}")
-        self.save_hyperparameters()
+        if max_nonfinite_steps < 1:
+            raise ValueError(f"max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
+        groups = {
+            "backbone": as_options(backbone, BackboneConfig),
+            "neck": as_options(neck, NeckConfig),
+            "head": as_options(head, DetectionHeadConfig),
+            "loss": as_options(loss, DetectionLossConfig),
+            "optimizer": as_options(optimizer, OptimizerConfig),
+        }
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.category_ids = list(category_ids) if category_ids is not None else list(range(num_classes))
+        # Plain data (dicts, lists, numbers) only: a checkpoint must load with torch.load(weights_only=True).
+        self.save_hyperparameters(
+            {
+                "num_classes": num_classes,
+                "class_names": self.class_names,
+                "category_ids": self.category_ids,
+                "image_size": image_size,
+                "task": task,
+                **{name: dataclasses.asdict(options) for name, options in groups.items()},
+                "max_detections": max_detections,
+                "channels_last": channels_last,
+                "init_weights": init_weights,
+                "max_nonfinite_steps": max_nonfinite_steps,
+            }
+        )
+        self.optimizer_options: OptimizerConfig = groups["optimizer"]
         self.model = CenterNet(
             num_classes=num_classes,
-            backbone=backbone,
-            pretrained=pretrained,
-            neck=neck,
-            neck_channels=neck_channels,
-            head_channels=head_channels,
-            gaussian=gaussian,
-            alpha=alpha,
-            min_overlap=min_overlap,
-            heatmap_weight=heatmap_weight,
-            size_weight=size_weight,
-            offset_weight=offset_weight,
+            task=task,
+            backbone=groups["backbone"],
+            neck=groups["neck"],
+            head=groups["head"],
+            loss=groups["loss"],
             max_detections=max_detections,
-            head=head,
-            box_weight=box_weight,
-            box_sampling=box_sampling,
-            deformable=deformable,
-            frozen_stages=frozen_stages,
-            freeze_bn=freeze_bn,
         )
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.val_map = build_coco_metric()
-        # Under DDP every rank evaluates the deduplicated union of all ranks' images itself (see
-        # on_validation_epoch_end); torchmetrics' own synchronisation would count padded repeats twice.
-        self.val_map.sync_on_compute = False
-        if max_nonfinite_steps < 1:
-            raise ValueError(f"max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
-        self._val_results: list[tuple[int, tuple[dict, dict]]] = []
+        self.evaluator = self.model.task.evaluator(self.class_names, self.category_ids, max_detections)
         self._nonfinite_in_a_row = 0
         self._skip_step = False
         self.skipped_steps = 0  # optimiser steps skipped by the NaN guard (they still count in global_step)
         self.last_step_skipped = False
         self._buffers_before_skip: list[torch.Tensor] | None = None
         self._rng_to_restore: dict[str, Any] | None = None
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: str | Path, map_location: Any = None, **overrides: Any
+    ) -> CenterNetModule:
+        """The module of a ``centernet fit`` checkpoint of any format version, read as data only.
+
+        Unlike Lightning's, this never unpickles code (see :mod:`centernet.model.checkpoint`); the backbone is
+        not re-downloaded (``pretrained`` is off, the weights are the checkpoint's). Validation uses the EMA
+        weights when the checkpoint has them.
+        """
+        checkpoint = read_checkpoint(checkpoint_path)
+        hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+        hparams["backbone"] = model_options(hparams)["backbone"]
+        module = cls(**{**hparams, **overrides})
+        module.on_load_checkpoint(checkpoint)
+        module.load_state_dict(checkpoint["state_dict"])
+        return module.to(map_location) if map_location is not None else module
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw head outputs for (N, 3, H, W) images in [0, 1]; see ``CenterNet.forward``."""
@@ -240,39 +239,48 @@ class CenterNetModule(L.LightningModule):
         return False
 
     def on_validation_epoch_start(self) -> None:
-        self._val_results = []
+        self.evaluator.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         outputs, _ = self._shared_step(batch, "val")
         detections = self.model.decode(outputs)
-        preds, targets = _to_original_pixels(detections, batch)
-        for image_id, pred, target in zip(batch["image_id"].tolist(), preds, targets, strict=True):
-            cpu = ({k: v.detach().cpu() for k, v in pred.items()}, {k: v.detach().cpu() for k, v in target.items()})
-            self._val_results.append((int(image_id), cpu))
+        task = self.model.task
+        input_size = tuple(batch["image"].shape[-2:])
+        for i, image_id in enumerate(batch["image_id"].tolist()):
+            height, width = (int(v) for v in batch["orig_size"][i])
+            sx, sy = (float(v) for v in batch["scale"][i])
+            letterbox = Letterbox.from_scale((height, width), (sx, sy), input_size)
+            one = {key: value[i] for key, value in detections.items()}
+            keep = one["scores"] > 0  # drops the zero-score padding of images with fewer than K peaks
+            result = task.to_original({key: value[keep].detach().cpu() for key, value in one.items()}, letterbox)
+            # The ground truth of the dataset's records in original pixels (crowd regions are ignore regions).
+            ground_truth = {
+                "boxes": batch["gt_boxes"][i],
+                "labels": batch["gt_labels"][i],
+                "iscrowd": batch["gt_iscrowd"][i],
+                "area": batch["gt_area"][i],
+            }
+            self.evaluator.update(image_id, (height, width), ground_truth, result)
 
     def on_validation_epoch_end(self) -> None:
         # Exact distributed evaluation: gather every rank's images, drop the DistributedSampler's padding
         # repeats by image id, and evaluate each image once, in id order (the same on any number of ranks).
-        results = deduplicate_by_image_id(gather_objects(self._val_results))
-        self._val_results = []
-        self.val_map.reset()
-        if results:
-            preds, targets = zip(*(payload for _, payload in results), strict=True)
-            self.val_map.update(list(preds), list(targets))
-        metrics = coco_metrics_to_dict(self.val_map.compute())
-        self.val_map.reset()
-        self.last_val_image_ids = [image_id for image_id, _ in results]
+        self.evaluator.load_state(deduplicate_by_image_id(gather_objects(self.evaluator.state())))
+        evaluation = self.evaluator.compute()
+        self.last_val_image_ids = sorted(image_id for image_id, _ in self.evaluator.state())
+        self.evaluator.reset()
         for name in COCO_METRIC_NAMES:
             # Identical on every rank; sync_dist averages equal values (exact) and keeps Lightning's DDP check quiet.
-            self.log(f"val/{name}", metrics[name], prog_bar=name in ("map", "map_50"), sync_dist=True)
-        self.last_val_metrics = metrics
+            value = float(evaluation.metrics[name])
+            self.log(f"val/{name}", value, prog_bar=name in ("map", "map_50"), sync_dist=True)
+        self.last_val_metrics = dict(evaluation.metrics)
 
     def setup(self, stage: str) -> None:
         """Load ``init_weights`` when a fit starts from scratch (a resumed fit restores its own weights)."""
         path = self.hparams.get("init_weights")
         if stage != "fit" or not path or self.trainer.ckpt_path is not None:
             return
-        class_layer = f"head.heatmap.{len(self.model.head.heatmap) - 1}"
+        class_layer = f"head.{self.model.task.class_layer}"
         reinitialised = load_finetune_weights(self.model, path, class_layer)
         if reinitialised:
             log.warning(
@@ -286,10 +294,13 @@ class CenterNetModule(L.LightningModule):
             log.info("fine-tuning from %s: all weights loaded", path)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[FORMAT_KEY] = CHECKPOINT_FORMAT
         # Python, NumPy and torch (CPU and CUDA) generators, so a resumed run continues their streams.
         checkpoint["rng_states"] = _capture_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Resuming or validating a checkpoint of an older format: bring it to this one (weights keep their names).
+        migrate_checkpoint(checkpoint)
         trainer = self._trainer
         fitting = trainer is not None and trainer.state.fn == TrainerFn.FITTING
         if fitting:
@@ -305,18 +316,18 @@ class CenterNetModule(L.LightningModule):
             self._rng_to_restore = None
 
     def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        lr = hp.lr
-        if hp.get("base_batch_size") is not None:
+        options = self.optimizer_options
+        lr = options.lr
+        if options.base_batch_size is not None:
             per_device = getattr(self.trainer.datamodule, "batch_size", None)
             if per_device is None:
                 raise ValueError("base_batch_size needs a datamodule with a `batch_size` attribute")
             global_batch = per_device * self.trainer.world_size * self.trainer.accumulate_grad_batches
-            lr = scaled_learning_rate(hp.lr, global_batch, hp.base_batch_size)
-            log.info("learning rate %.3g x %d / %d = %.3g", hp.lr, global_batch, hp.base_batch_size, lr)
-        optimizer = torch.optim.AdamW(split_weight_decay(self.model, hp.weight_decay), lr=lr)
+            lr = scaled_learning_rate(options.lr, global_batch, options.base_batch_size)
+            log.info("learning rate %.3g x %d / %d = %.3g", options.lr, global_batch, options.base_batch_size, lr)
+        optimizer = torch.optim.AdamW(split_weight_decay(self.model, options.weight_decay), lr=lr)
         total_steps = int(self.trainer.estimated_stepping_batches)
-        schedule = warmup_cosine(total_steps, hp.warmup_steps, hp.min_lr_ratio)
+        schedule = warmup_cosine(total_steps, options.warmup_steps, options.min_lr_ratio)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
@@ -343,32 +354,3 @@ def _restore_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     if "torch.cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["torch.cuda"])
-
-
-def _to_original_pixels(
-    detections: dict[str, torch.Tensor], batch: dict[str, Any]
-) -> tuple[list[dict[str, torch.Tensor]], list[dict[str, torch.Tensor]]]:
-    """Per-image predictions and ground truth in original-image pixels, as torchmetrics expects them.
-
-    Detections are xyxy in network-input pixels; the evaluation transform resized by ``scale`` (sx, sy) and padded
-    at the bottom/right, so dividing by it maps them back exactly (then they are clipped to the image). Ground
-    truth comes from the dataset's annotations in original pixels (``gt_boxes``, ``gt_labels``, ``gt_iscrowd``,
-    ``gt_area``),
-    untouched by the transform.
-    """
-    scales = batch["scale"].float().repeat(1, 2)  # (N, 4): sx, sy, sx, sy
-    heights, widths = batch["orig_size"][:, 0].float(), batch["orig_size"][:, 1].float()
-    preds = []
-    for i, det in enumerate(split_detections(detections)):  # drops the zero-score non-peaks
-        boxes = det["boxes"] / scales[i].to(det["boxes"])  # (k, 4)
-        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, float(widths[i]))
-        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, float(heights[i]))
-        preds.append({"boxes": boxes, "scores": det["scores"], "labels": det["labels"]})
-    # ``area`` is the annotation's own area (as COCO's small/medium/large split uses), crowds are ignore regions.
-    targets = [
-        {"boxes": boxes.float(), "labels": labels.long(), "iscrowd": crowd.long(), "area": area.float()}
-        for boxes, labels, crowd, area in zip(
-            batch["gt_boxes"], batch["gt_labels"], batch["gt_iscrowd"], batch["gt_area"], strict=True
-        )
-    ]
-    return preds, targets

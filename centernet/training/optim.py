@@ -1,13 +1,46 @@
-"""Optimiser parameter groups and the warm-up + cosine learning-rate schedule."""
+"""The optimiser's options, its parameter groups and the warm-up + cosine learning-rate schedule."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch import nn
 
-__all__ = ["split_weight_decay", "warmup_cosine"]
+__all__ = ["OptimizerConfig", "split_weight_decay", "warmup_cosine"]
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """AdamW with linear warm-up, then cosine decay (``model.optimizer`` in the config).
+
+    Attributes:
+        lr: Peak learning rate.
+        weight_decay: AdamW weight decay on convolution and linear weights (not on norms and biases).
+        warmup_steps: Optimiser steps of linear warm-up before the cosine decay.
+        min_lr_ratio: Final learning rate as a fraction of ``lr``.
+        base_batch_size: The global batch size ``lr`` is tuned for; the optimiser then uses
+            ``lr * global_batch / base_batch_size`` with global_batch = per-device batch x devices x nodes x
+            ``accumulate_grad_batches`` (the linear scaling rule). ``None`` uses ``lr`` as given.
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 300
+    min_lr_ratio: float = 0.01
+    base_batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"optimizer lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(
+                f"optimizer options out of range: weight_decay={self.weight_decay} (>= 0), warmup_steps="
+                f"{self.warmup_steps} (>= 0), min_lr_ratio={self.min_lr_ratio} (in [0, 1])"
+            )
+        if self.base_batch_size is not None and self.base_batch_size < 1:
+            raise ValueError(f"optimizer base_batch_size must be >= 1 or null, got {self.base_batch_size}")
 
 
 def split_weight_decay(module: nn.Module, weight_decay: float) -> list[dict]:

@@ -10,15 +10,17 @@ validation metrics, the image ids it evaluated and its number of skipped steps.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import lightning as L
 import torch
 
-from centernet.data import CenterNetDataModule
-from centernet.tasks.detection.targets import render_targets
-from centernet.training.module import CenterNetModule
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared helpers
+from helpers import TINY_MODEL, tiny_module  # noqa: E402
 
-TINY_MODEL = {"backbone": "resnet18", "neck": "lateral", "neck_channels": (32, 32, 32), "head_channels": 32}
+from centernet.data.datamodule import CenterNetDataModule  # noqa: E402
+from centernet.tasks.detection.targets import render_targets  # noqa: E402
+from centernet.training.module import CenterNetModule  # noqa: E402
 
 
 class PlantNaN(L.Callback):
@@ -87,9 +89,7 @@ def main(shapes_root: str, out_dir: str) -> None:
         val_batch_size=1,
         num_workers=0,
     )
-    module = CenterNetModule(
-        data.num_classes, data.class_names, data.category_ids, 64, lr=1e-3, warmup_steps=2, **TINY_MODEL
-    )
+    module = tiny_module(data, optimizer={"lr": 1e-3, "warmup_steps": 2})
     counter = CountSteps()
     trainer = L.Trainer(
         accelerator="cpu",

@@ -1,12 +1,12 @@
 """Box-regression targets of the ltrb head (TTFNet, Liu et al. 2019): which cells regress which box, and how much.
 
 Every cell in an object's centre region is a regression sample for that object's box. The region and the
-per-cell weights follow TTFNet: the region is the object's elliptical Gaussian (radius ``alpha`` times half the
-box size along each axis, as :func:`centernet.tasks.detection.targets.render_targets` draws the heatmap) and the weights are the
-Gaussian values normalised so that each object's weights sum to ``log(area)`` (area in input pixels): large
-objects carry more weight, but only logarithmically. With ``sampling="center3x3"`` the region is instead the
-3x3 cells around the centre cell, uniformly weighted (the same total ``log(area)``). A cell inside several
-regions regresses the smallest of those boxes (TTFNet's order), with that box's weight.
+per-cell weights follow TTFNet: the region is the object's elliptical Gaussian (radius ``gaussian_extent`` times
+half the box size along each axis, as :func:`~centernet.tasks.detection.targets.render_targets` draws the heatmap)
+and the weights are the Gaussian values normalised so that each object's weights sum to ``log(area)`` (area in
+input pixels): large objects carry more weight, but only logarithmically. With ``sampling="center3x3"`` the
+region is instead the 3x3 cells around the centre cell, uniformly weighted (the same total ``log(area)``). A cell
+inside several regions regresses the smallest of those boxes (TTFNet's order), with that box's weight.
 
 Convention: the point of cell (x, y) is (x, y) in output cells (its top-left corner; the same point that
 :mod:`centernet.tasks.detection.decode` adds offsets to), and boxes are x1, y1, x2, y2 in output cells.
@@ -45,7 +45,7 @@ def render_box_targets(
     mask: Tensor,
     output_size: tuple[int, int],
     stride: int = 4,
-    alpha: float = 0.54,
+    gaussian_extent: float = 0.54,
     sampling: str = "gaussian",
 ) -> BoxTargets:
     """Render the ltrb head's box targets for a padded batch (vectorised over images and objects).
@@ -55,8 +55,8 @@ def render_box_targets(
         mask: (N, D) 1 for a real box, 0 for a padding row.
         output_size: (Ho, Wo).
         stride: output stride R.
-        alpha: Gaussian region size as a fraction of the box (``"gaussian"`` sampling): radii
-            ``floor(alpha * w / 2)`` and ``floor(alpha * h / 2)`` cells.
+        gaussian_extent: Gaussian region size as a fraction of half the box side (``"gaussian"`` sampling): radii
+            ``floor(gaussian_extent * w / 2)`` and ``floor(gaussian_extent * h / 2)`` cells.
         sampling: ``"gaussian"`` (TTFNet) or ``"center3x3"``.
 
     Returns:
@@ -80,8 +80,8 @@ def render_box_targets(
     )  # (N, D, 4) xyxy in output cells
 
     if sampling == "gaussian":
-        radius_x = (alpha * width / 2).floor().clamp(min=0)
-        radius_y = (alpha * height / 2).floor().clamp(min=0)
+        radius_x = (gaussian_extent * width / 2).floor().clamp(min=0)
+        radius_y = (gaussian_extent * height / 2).floor().clamp(min=0)
         profile_y = _gaussian_profile(cell_y, radius_y, out_h)  # (N, D, Ho)
         profile_x = _gaussian_profile(cell_x, radius_x, out_w)  # (N, D, Wo)
     else:

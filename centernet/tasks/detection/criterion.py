@@ -1,4 +1,4 @@
-"""The CenterNet training criterion: renders targets and combines the three losses."""
+"""The criterion of the size head (CenterNet): focal loss on the heatmap, L1 on size and offset at the centres."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from centernet.distributed import global_mean_count
 from centernet.losses import focal_loss_with_logits, masked_l1_loss
+from centernet.tasks.detection.config import DetectionLossConfig
 from centernet.tasks.detection.targets import CenterNetTargets, render_targets
 
 __all__ = ["CenterNetCriterion", "heatmap_targets"]
@@ -39,36 +40,21 @@ class CenterNetCriterion(nn.Module):
     coordinates, so an image without objects contributes only heatmap negatives.
 
     Args:
-        num_classes: number of heatmap channels C.
-        stride: output stride R of the model.
-        gaussian: heatmap kernel, ``"ttfnet"`` or ``"cornernet"`` (see :func:`centernet.tasks.detection.targets.render_targets`).
-        alpha: TTFNet radius factor.
-        min_overlap: CornerNet IoU threshold.
-        heatmap_weight: weight of the heatmap loss in ``total``.
-        size_weight: weight of the size loss in ``total`` (0.1 in the paper: sizes are in cells, up to ~100).
-        offset_weight: weight of the offset loss in ``total``.
+        num_classes: Number of heatmap channels C.
+        stride: Output stride R of the model.
+        loss: Heatmap kernel and loss weights (``size_weight`` 0.1 in the paper: sizes are in cells, up to ~100).
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        stride: int = 4,
-        gaussian: str = "ttfnet",
-        alpha: float = 0.54,
-        min_overlap: float = 0.7,
-        heatmap_weight: float = 1.0,
-        size_weight: float = 0.1,
-        offset_weight: float = 1.0,
-    ) -> None:
+    def __init__(self, num_classes: int, stride: int = 4, loss: DetectionLossConfig | None = None) -> None:
         super().__init__()
-        if gaussian not in ("ttfnet", "cornernet"):
-            raise ValueError(f"gaussian must be 'ttfnet' or 'cornernet', got {gaussian!r}")
         self.num_classes = num_classes
         self.stride = stride
-        self.gaussian = gaussian
-        self.alpha = alpha
-        self.min_overlap = min_overlap
-        self.weights = {"heatmap": heatmap_weight, "size": size_weight, "offset": offset_weight}
+        self.options = loss or DetectionLossConfig()
+        self.weights = {
+            "heatmap": self.options.heatmap_weight,
+            "size": self.options.size_weight,
+            "offset": self.options.offset_weight,
+        }
 
     def forward(self, outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Compute the losses.
@@ -84,9 +70,7 @@ class CenterNetCriterion(nn.Module):
             weighted sum (the value to backpropagate).
         """
         heatmap = outputs["heatmap"]
-        targets = heatmap_targets(
-            heatmap, batch, self.num_classes, self.stride, self.gaussian, self.alpha, self.min_overlap
-        )
+        targets = heatmap_targets(heatmap, batch, self.num_classes, self.stride, self.options)
         losses = {
             # Under DDP: the objects of the global batch (averaged per rank), as DETR and torchvision do.
             "heatmap": focal_loss_with_logits(heatmap, targets.heatmap, global_mean_count(targets.mask.sum())),
@@ -98,17 +82,11 @@ class CenterNetCriterion(nn.Module):
 
 
 def heatmap_targets(
-    heatmap: Tensor,
-    batch: Mapping[str, Tensor],
-    num_classes: int,
-    stride: int,
-    gaussian: str,
-    alpha: float,
-    min_overlap: float,
+    heatmap: Tensor, batch: Mapping[str, Tensor], num_classes: int, stride: int, options: DetectionLossConfig
 ) -> CenterNetTargets:
     """Ground truth for a predicted heatmap (N, C, Ho, Wo), rendered without gradients at its size.
 
-    Shared by every criterion: the heatmap's focal loss is the same whatever the box head.
+    Shared by both criteria: the heatmap's focal loss is the same whatever the box head.
 
     Raises:
         ValueError: the heatmap does not have ``num_classes`` channels.
@@ -124,7 +102,7 @@ def heatmap_targets(
             num_classes,
             (out_h, out_w),
             stride=stride,
-            gaussian=gaussian,
-            alpha=alpha,
-            min_overlap=min_overlap,
+            gaussian=options.gaussian,
+            gaussian_extent=options.gaussian_extent,
+            min_overlap=options.min_overlap,
         )

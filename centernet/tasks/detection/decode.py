@@ -1,8 +1,8 @@
 """Decoding of CenterNet outputs: heatmap peaks -> scored, labelled boxes in input pixels.
 
-The centre-cell convention is the one of :mod:`centernet.tasks.detection.targets`: a peak at cell (x, y) with predicted offset
-(dx, dy) and size (w, h), all in output cells, decodes to the centre ``((x + dx) * R, (y + dy) * R)`` and the
-size ``(w * R, h * R)`` in input pixels, R being the output stride.
+The centre-cell convention is the one of :mod:`centernet.tasks.detection.targets`: a peak at cell (x, y) with
+predicted offset (dx, dy) and size (w, h), all in output cells, decodes to the centre
+``((x + dx) * R, (y + dy) * R)`` and the size ``(w * R, h * R)`` in input pixels, R being the output stride.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import box_convert
 
-__all__ = ["decode_detections", "decode_ltrb_detections", "split_detections"]
+__all__ = ["decode_detections", "decode_ltrb_detections"]
 
 
 def decode_detections(
@@ -26,8 +26,7 @@ def decode_detections(
 
     A cell is a peak when its heatmap value equals the maximum of its 3x3 neighbourhood (the NMS-free
     "max-pool" of Zhou et al. 2019); the K highest peaks over all classes and cells of an image are kept.
-    Non-peaks get score 0, so when an image has fewer than K peaks the tail of its detections has score 0
-    (see :func:`split_detections`).
+    Non-peaks get score 0, so when an image has fewer than K peaks the tail of its detections has score 0.
 
     Args:
         heatmap_logits: (N, C, Ho, Wo) heatmap logits.
@@ -164,26 +163,6 @@ def _max_3x3(logits: Tensor, channels_last: bool = False) -> Tensor:
     padded = F.pad(logits, (1, 1, 1, 1), value=float("-inf"))  # (N, C, H + 2, W + 2)
     rows = torch.maximum(torch.maximum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])  # (N, C, H + 2, W)
     return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])  # (N, C, H, W)
-
-
-def split_detections(detections: dict[str, Tensor], score_threshold: float = 0.0) -> list[dict[str, Tensor]]:
-    """Split batched detections into one dict per image, keeping scores strictly above ``score_threshold``.
-
-    With the default threshold 0 this drops exactly the zero-score non-peaks that pad images with fewer
-    than K peaks.
-
-    Args:
-        detections: output of :func:`decode_detections`: ``boxes`` (N, K, 4), ``scores`` (N, K), ``labels`` (N, K).
-        score_threshold: minimum score (exclusive).
-
-    Returns:
-        List of N dicts with ``boxes`` (k_i, 4) xyxy input pixels, ``scores`` (k_i,) and ``labels`` (k_i,) int64.
-    """
-    keep = detections["scores"] > score_threshold  # (N, K)
-    return [
-        {key: detections[key][image][keep[image]] for key in ("boxes", "scores", "labels")}
-        for image in range(keep.shape[0])
-    ]
 
 
 def decode_ltrb_detections(

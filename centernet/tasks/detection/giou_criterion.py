@@ -11,6 +11,7 @@ from torchvision.ops import generalized_box_iou_loss
 from centernet.distributed import global_mean_count
 from centernet.losses import focal_loss_with_logits
 from centernet.tasks.detection.box_targets import render_box_targets
+from centernet.tasks.detection.config import DetectionLossConfig
 from centernet.tasks.detection.criterion import heatmap_targets
 
 __all__ = ["GIoUCriterion", "ltrb_to_boxes"]
@@ -42,37 +43,17 @@ class GIoUCriterion(nn.Module):
     samples per object instead of one. An image without objects contributes only heatmap negatives.
 
     Args:
-        num_classes: number of heatmap channels C.
-        stride: output stride R.
-        gaussian: heatmap kernel, ``"ttfnet"`` or ``"cornernet"``.
-        alpha: TTFNet heatmap radius factor (and the box region's, with ``"gaussian"`` sampling).
-        min_overlap: CornerNet IoU threshold.
-        heatmap_weight: weight of the heatmap loss in ``total``.
-        box_weight: weight of the GIoU loss in ``total`` (5 in TTFNet).
-        box_sampling: regression samples, ``"gaussian"`` (the centre region) or ``"center3x3"``.
+        num_classes: Number of heatmap channels C.
+        stride: Output stride R.
+        loss: Heatmap kernel, box sampling and loss weights (``box_weight`` 5 in TTFNet).
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        stride: int = 4,
-        gaussian: str = "ttfnet",
-        alpha: float = 0.54,
-        min_overlap: float = 0.7,
-        heatmap_weight: float = 1.0,
-        box_weight: float = 5.0,
-        box_sampling: str = "gaussian",
-    ) -> None:
+    def __init__(self, num_classes: int, stride: int = 4, loss: DetectionLossConfig | None = None) -> None:
         super().__init__()
-        if gaussian not in ("ttfnet", "cornernet"):
-            raise ValueError(f"gaussian must be 'ttfnet' or 'cornernet', got {gaussian!r}")
-        if box_sampling not in ("gaussian", "center3x3"):
-            raise ValueError(f"box_sampling must be 'gaussian' or 'center3x3', got {box_sampling!r}")
         self.num_classes = num_classes
         self.stride = stride
-        self.gaussian, self.alpha, self.min_overlap = gaussian, alpha, min_overlap
-        self.box_sampling = box_sampling
-        self.weights = {"heatmap": heatmap_weight, "box": box_weight}
+        self.options = loss or DetectionLossConfig()
+        self.weights = {"heatmap": self.options.heatmap_weight, "box": self.options.box_weight}
 
     def forward(self, outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Compute the losses.
@@ -86,12 +67,15 @@ class GIoUCriterion(nn.Module):
         """
         heatmap = outputs["heatmap"]
         out_h, out_w = heatmap.shape[-2:]
-        targets = heatmap_targets(
-            heatmap, batch, self.num_classes, self.stride, self.gaussian, self.alpha, self.min_overlap
-        )
+        targets = heatmap_targets(heatmap, batch, self.num_classes, self.stride, self.options)
         with torch.no_grad():
             box_targets = render_box_targets(
-                batch["bboxes"], batch["mask"], (out_h, out_w), self.stride, self.alpha, self.box_sampling
+                batch["bboxes"],
+                batch["mask"],
+                (out_h, out_w),
+                self.stride,
+                self.options.gaussian_extent,
+                self.options.box_sampling,
             )
         with torch.autocast(device_type=heatmap.device.type, enabled=False):
             predicted = ltrb_to_boxes(outputs["ltrb"].float())  # (N, 4, Ho, Wo)

@@ -1,7 +1,7 @@
 """Ground-truth rendering for CenterNet: class heatmaps with Gaussian peaks, centre indices, sizes and offsets.
 
-Conventions (shared with :mod:`centernet.tasks.detection.decode`): the input image is (H, W) = (Ho * R, Wo * R) with output
-stride R. A box with relative centre (cx, cy) has its centre at ``c = (cx * W / R, cy * H / R)`` in output
+Conventions (shared with :mod:`centernet.tasks.detection.decode`): the input image is (H, W) = (Ho * R, Wo * R)
+with output stride R. A box with relative centre (cx, cy) has its centre at ``c = (cx * W / R, cy * H / R)`` in output
 cells; its centre cell is ``floor(c)`` clamped to the map, its offset target is ``c - cell`` (in [0, 1) for
 interior boxes) and its size target is ``(w * W / R, h * H / R)``, the box size in output cells.
 
@@ -140,7 +140,7 @@ def render_targets(
     output_size: tuple[int, int],
     stride: int = 4,
     gaussian: str = "ttfnet",
-    alpha: float = 0.54,
+    gaussian_extent: float = 0.54,
     min_overlap: float = 0.7,
 ) -> CenterNetTargets:
     """Render CenterNet training targets for a padded batch of boxes.
@@ -148,9 +148,10 @@ def render_targets(
     Heatmap kernels (``gaussian``):
 
     - ``"ttfnet"`` (default, Liu et al. 2019, TTFNet): an elliptical Gaussian that follows the box aspect
-      ratio. With the box size (w, h) in output cells, ``r_x = floor(alpha * w / 2)``,
-      ``r_y = floor(alpha * h / 2)``, ``sigma_x = (2 r_x + 1) / 6``, ``sigma_y = (2 r_y + 1) / 6`` and the value
-      ``exp(-(dx^2 / (2 sigma_x^2) + dy^2 / (2 sigma_y^2)))`` for ``|dx| <= r_x`` and ``|dy| <= r_y``, 0 outside.
+      ratio. With the box size (w, h) in output cells, ``r_x = floor(gaussian_extent * w / 2)``,
+      ``r_y = floor(gaussian_extent * h / 2)``, ``sigma_x = (2 r_x + 1) / 6``, ``sigma_y = (2 r_y + 1) / 6`` and
+      the value ``exp(-(dx^2 / (2 sigma_x^2) + dy^2 / (2 sigma_y^2)))`` for ``|dx| <= r_x`` and ``|dy| <= r_y``,
+      0 outside.
     - ``"cornernet"`` (the original CenterNet): a circular Gaussian with ``r = max(0, floor(radius))`` from
       :func:`cornernet_radius` (IoU ``min_overlap``), ``sigma = (2 r + 1) / 6``, truncated to ``|dx|, |dy| <= r``.
 
@@ -166,7 +167,7 @@ def render_targets(
         output_size: (Ho, Wo) of the output maps.
         stride: output stride R of the model.
         gaussian: ``"ttfnet"`` or ``"cornernet"``.
-        alpha: TTFNet radius factor (only for ``"ttfnet"``).
+        gaussian_extent: TTFNet radius as a fraction of half the box side, TTFNet's alpha (only for ``"ttfnet"``).
         min_overlap: CornerNet IoU threshold (only for ``"cornernet"``).
 
     Returns:
@@ -197,8 +198,8 @@ def render_targets(
     offset = torch.where(valid.unsqueeze(-1), torch.stack([centre_x - cell_x, centre_y - cell_y], dim=-1), 0.0)
 
     if gaussian == "ttfnet":
-        radius_x = (alpha * width / 2).floor().clamp(min=0)
-        radius_y = (alpha * height / 2).floor().clamp(min=0)
+        radius_x = (gaussian_extent * width / 2).floor().clamp(min=0)
+        radius_y = (gaussian_extent * height / 2).floor().clamp(min=0)
     else:
         radius_x = cornernet_radius(height, width, min_overlap).floor().clamp(min=0)
         radius_y = radius_x

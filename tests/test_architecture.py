@@ -1,0 +1,50 @@
+"""The house stays healthy: packages import only the floors below them, and inference stays light."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("lightning", "pytorch_lightning", "torchmetrics", "albumentations")
+
+
+def test_import_contracts_hold():
+    """``lint-imports`` checks the layers declared in pyproject.toml ([tool.importlinter])."""
+    executable = shutil.which("lint-imports")
+    if executable is None:
+        pytest.fail("lint-imports is missing: install the test extras, pip install -e '.[test]'")
+    result = subprocess.run([executable], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import centernet",
+        "import centernet.inference",
+        "import centernet.model",
+        "from centernet.inference import Detector",
+        "from centernet.model.checkpoint import load_model",
+        "import centernet.data.imagefile",
+    ],
+)
+def test_inference_and_the_model_do_not_load_lightning_or_albumentations(statement):
+    code = f"import sys; {statement}; print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"{statement} loads {result.stdout.strip()}"
+
+
+def test_lazy_names_of_the_package_face():
+    import centernet
+
+    assert centernet.Detector.__module__ == "centernet.inference.detector"
+    assert centernet.CenterNet.__name__ == "CenterNet"
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        centernet.Nope  # noqa: B018
