@@ -48,3 +48,9 @@ def test_lazy_names_of_the_package_face():
     assert centernet.CenterNet.__name__ == "CenterNet"
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         centernet.Nope  # noqa: B018
+
+
+def test_predict_help_loads_neither_torch_nor_the_model():
+    code = "import sys; import centernet.cli.predict as p; p.build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr

@@ -138,3 +138,17 @@ def test_console_script_reports_bad_input_in_one_line(monkeypatch, capsys):
     monkeypatch.setenv("CENTERNET_TRACEBACK", "1")
     with pytest.raises(FileNotFoundError, match="no_such_config.yaml"):
         console_main()
+
+
+def test_model_options_of_centernet_0_1_name_their_new_place(tmp_path):
+    config = tmp_path / "old.yaml"
+    config.write_text("model:\n  neck: lateral\n  neck_channels: [32, 32, 32]\n  lr: 0.01\n  alpha: 0.5\n")
+    moved = r"old.yaml: model.neck is now model.neck.name .*model.lr -> model.optimizer.lr"
+    with pytest.raises(ValueError, match=moved):
+        CenterNetCLI(args=["fit", "--config", str(config)])
+    with pytest.raises(ValueError, match=r"model.alpha is now model.loss.gaussian_extent"):
+        CenterNetCLI(args=["fit", "--model.alpha=0.5"])
+    grouped = tmp_path / "new.yaml"  # a group given whole is the current format
+    grouped.write_text("model:\n  neck: {name: lateral, channels: [32, 32, 32]}\n")
+    config_values = CenterNetCLI(args=["--config", str(grouped), "--data.dataset=shapes"], run=False).config
+    assert config_values["model"]["neck"]["name"] == "lateral"

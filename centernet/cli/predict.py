@@ -14,14 +14,12 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
-import torch
-from rich.progress import Progress
+if TYPE_CHECKING:  # torch, OpenCV and the model load when the command runs: `--help` answers at once
+    import numpy as np
 
-from centernet.inference import Detector, Prediction
-from centernet.inference.inputs import is_video, list_images, read_rgb, read_video, video_info
+    from centernet.inference import Detector, Prediction
 
 __all__ = [
     "add_inference_arguments",
@@ -86,6 +84,7 @@ def load_detector(args: argparse.Namespace) -> Detector:
     A checkpoint runs on the eager model or, exported on the fly (cached), on ONNX Runtime; exported files run on
     the runtime of their format.
     """
+    from centernet.inference import Detector
     path = Path(args.checkpoint)
     suffix = path.suffix.lower()
     if suffix == ".ckpt" and args.backend in ("auto", "eager", "onnxruntime"):
@@ -128,7 +127,7 @@ def _checkpoint_backend(args: argparse.Namespace) -> str:
         if used:
             raise SystemExit(f"centernet: {', '.join(used)} cannot run on onnxruntime; use --backend eager")
         return "onnxruntime"
-    if torch.device(args.device).type != "cpu" or any(eager_only.values()):
+    if not args.device.startswith("cpu") or any(eager_only.values()):
         return "eager"
     return "onnxruntime" if importlib.util.find_spec("onnxruntime") else "eager"
 
@@ -169,6 +168,8 @@ def run_predict(argv: Sequence[str] = ()) -> Path:
     output.mkdir(parents=True, exist_ok=True)
     if args.save_txt:
         (output / "labels").mkdir(exist_ok=True)
+    from centernet.inference.inputs import is_video
+
     if is_video(args.source):
         results, count, unit = _predict_video(detector, args, output)
     else:
@@ -180,6 +181,10 @@ def run_predict(argv: Sequence[str] = ()) -> Path:
 
 
 def _predict_images(detector: Detector, args: argparse.Namespace, output: Path) -> tuple[list, int, str]:
+    from rich.progress import Progress
+
+    from centernet.inference.inputs import list_images, read_rgb
+
     paths = list_images(args.source)
     results: list[dict[str, object]] = []
     with Progress(transient=True) as progress:
@@ -196,6 +201,11 @@ def _predict_images(detector: Detector, args: argparse.Namespace, output: Path) 
 
 
 def _predict_video(detector: Detector, args: argparse.Namespace, output: Path) -> tuple[list, int, str]:
+    import cv2
+    from rich.progress import Progress
+
+    from centernet.inference.inputs import read_video, video_info
+
     source = Path(args.source)
     info = video_info(source)
     writer = None
@@ -232,6 +242,8 @@ def _predict_video(detector: Detector, args: argparse.Namespace, output: Path) -
 
 
 def _write_outputs(args: argparse.Namespace, output: Path, stem: str, image: np.ndarray, prediction: Prediction):
+    import cv2
+
     if not args.no_draw:
         cv2.imwrite(str(output / f"{stem}.png"), cv2.cvtColor(prediction.draw(image), cv2.COLOR_RGB2BGR))
     if args.save_txt:

@@ -8,8 +8,6 @@ the validation policy of :mod:`centernet.data.validation`; an image without boxe
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import mmap
 from collections.abc import Callable
@@ -17,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pycocotools.coco import COCO
 
-from centernet.boxes import xywh_to_xyxy, xyxy_to_xywh
+from centernet.boxes import xywh_to_xyxy
 from centernet.data.dataset import DetectionDataset
 from centernet.data.records import DetectionSource, ImageRecord, Problems
 from centernet.data.validation import InvalidImagePolicy, validate_source
 
-__all__ = ["CocoDetection", "parse_coco", "read_categories", "source_to_coco"]
+__all__ = ["CocoDetection", "parse_coco", "read_categories"]
 
 # Above this size, read_categories scans the file for the "categories" key instead of parsing all of it
 # (the key sits at the end of COCO's 450 MB instances_train2017.json).
@@ -134,7 +131,6 @@ class CocoDetection(DetectionDataset):
         invalid_images: ``"error"`` or ``"skip"`` unusable image files (see :mod:`centernet.data.validation`).
 
     Attributes:
-        coco: The ``pycocotools.coco.COCO`` index of the json (for COCO evaluation), built on first use.
         problems: What validation found (clipped and dropped boxes, skipped images).
     """
 
@@ -154,17 +150,6 @@ class CocoDetection(DetectionDataset):
         problems.raise_if_errors(source.description)
         self.problems = problems
         super().__init__(source, transform)
-        self._coco: COCO | None = None
-
-    @property
-    def coco(self) -> COCO:
-        """The ``pycocotools.coco.COCO`` index of the json, built on first use (it parses the json again)."""
-        if self._coco is None:
-            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-                self._coco = COCO()
-                self._coco.dataset = _load_json(self.annotation_file)
-                self._coco.createIndex()
-        return self._coco
 
 
 def _is_box(box: Any) -> bool:
@@ -228,33 +213,3 @@ def _parse_categories(categories: Any, path: Path) -> tuple[list[str], list[int]
         by_id[cid] = name
     ids = sorted(by_id)
     return [by_id[cid] for cid in ids], ids
-
-
-def source_to_coco(source: DetectionSource) -> dict[str, Any]:
-    """A COCO ground-truth dict of a validated source, whatever format it was read from.
-
-    Returns:
-        ``{"images", "annotations", "categories"}``: images with the record's ``image_id``, its path as
-        ``file_name`` and the decoded ``width`` / ``height``; one annotation per box with ``bbox`` x, y, w, h in
-        original pixels, the dataset's ``category_id``, ``iscrowd`` and ``area``. This is what COCO evaluation of
-        a VOC or YOLO dataset scores against.
-    """
-    images, annotations = [], []
-    for record in source.records:
-        images.append(
-            {"id": int(record.image_id), "file_name": str(record.path), "width": record.width, "height": record.height}
-        )
-        xywh = xyxy_to_xywh(np.asarray(record.boxes, dtype=np.float64).reshape(-1, 4))
-        for box, label, crowd, area in zip(xywh, record.labels, record.iscrowd, record.area, strict=True):
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": int(record.image_id),
-                    "category_id": int(source.category_ids[int(label)]),
-                    "bbox": [float(v) for v in box],
-                    "area": float(area),
-                    "iscrowd": int(crowd),
-                }
-            )
-    categories = [{"id": int(i), "name": n} for i, n in zip(source.category_ids, source.class_names, strict=True)]
-    return {"images": images, "annotations": annotations, "categories": categories}

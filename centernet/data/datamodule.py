@@ -77,8 +77,7 @@ class CenterNetDataModule(L.LightningDataModule):
         category_ids: The dataset's category ids, index = label.
         train_dataset: The training :class:`DetectionDataset` after ``setup("fit")`` (a :class:`CocoDetection`
             for COCO and shapes data).
-        val_dataset: The validation dataset after ``setup``; for COCO data ``val_dataset.coco`` is its pycocotools
-            index.
+        val_dataset: The validation dataset after ``setup``.
         problems: Per split (``"train"``, ``"val"``), what validation found: clipped and dropped boxes, skipped
             images.
     """

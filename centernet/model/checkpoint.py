@@ -33,6 +33,7 @@ from centernet.model.centernet import CenterNet
 __all__ = [
     "CHECKPOINT_FORMAT",
     "EMA_STATE_KEY",
+    "FORMAT_1_OPTIONS",
     "FORMAT_KEY",
     "CheckpointError",
     "LoadedModel",
@@ -48,7 +49,7 @@ EMA_STATE_KEY = "ema_state_dict"  # the weight average of the EMA callback, besi
 _MODULE_PREFIX = "model."
 
 # Format 1's flat model options -> (group, option) of format 2; options not listed keep their name at the top.
-_V1_GROUPS = {
+FORMAT_1_OPTIONS = {
     "backbone": ("backbone", "name"),
     "pretrained": ("backbone", "pretrained"),
     "frozen_stages": ("backbone", "frozen_stages"),
@@ -140,8 +141,8 @@ def migrate_checkpoint(checkpoint: dict[str, Any], source: str = "checkpoint") -
 def _hparams_v1_to_v2(hparams: Mapping[str, Any]) -> dict[str, Any]:
     migrated: dict[str, Any] = {"task": "detection"}
     for key, value in hparams.items():
-        if key in _V1_GROUPS:
-            group, option = _V1_GROUPS[key]
+        if key in FORMAT_1_OPTIONS:
+            group, option = FORMAT_1_OPTIONS[key]
             migrated.setdefault(group, {})[option] = value
         else:
             migrated[key] = value

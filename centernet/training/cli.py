@@ -7,17 +7,19 @@ the input size flow from the data module into the model (linked, never typed twi
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from centernet.configs import config_path
 from centernet.data.datamodule import CenterNetDataModule
-from centernet.model.checkpoint import read_checkpoint
+from centernet.model.checkpoint import FORMAT_1_OPTIONS, read_checkpoint
 from centernet.training.checkpoint_io import AtomicCheckpointIO, has_checkpoint_io
 from centernet.training.module import CenterNetModule
 
@@ -55,12 +57,53 @@ def find_last_checkpoint(root: str | Path) -> Path:
     return max(found)[1]
 
 
+def _reject_format_1_options(args: list[str]) -> None:
+    """Name the new place of a model option of centernet 0.1 (``model.lr`` -> ``model.optimizer.lr``) found in the
+    config files or ``--model.*`` flags of ``args``, instead of the parser's bare "unknown key"."""
+    found: list[tuple[str, str]] = []
+    for i, arg in enumerate(args):
+        path = args[i + 1] if arg in ("--config", "-c") and i + 1 < len(args) else None
+        if arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        if path and Path(path).is_file():
+            try:
+                loaded = yaml.safe_load(Path(path).read_text())
+            except yaml.YAMLError:
+                continue  # the parser reports it
+            model = loaded.get("model") if isinstance(loaded, dict) else None
+            if isinstance(model, dict):
+                found += [(path, key) for key, value in model.items() if _is_format_1(key, value)]
+        elif arg.startswith("--model."):
+            key, _, value = arg[len("--model.") :].partition("=")
+            if _is_format_1(key, value if value or i + 1 >= len(args) else args[i + 1]):
+                found.append(("the command line", key))
+    if found:
+        where, key = found[0]
+        group, option = FORMAT_1_OPTIONS[key]
+        moves = ", ".join(f"model.{k} -> model.{'.'.join(FORMAT_1_OPTIONS[k])}" for _, k in found)
+        raise ValueError(
+            f"{where}: model.{key} is now model.{group}.{option} (model options are grouped since centernet 0.2: "
+            f"{moves}; see configs/base.yaml)"
+        )
+
+
+def _is_format_1(key: str, value: Any) -> bool:
+    """A model option of centernet 0.1: a flat key, or a group's name given as a plain value (``neck: lateral``)."""
+    if key not in FORMAT_1_OPTIONS:
+        return False
+    group_given_whole = key in ("backbone", "neck", "head") and (
+        isinstance(value, dict) or (isinstance(value, str) and value.lstrip().startswith("{"))
+    )
+    return not group_given_whole
+
+
 class CenterNetCLI(LightningCLI):
     """LightningCLI with the data -> model links, run directories and the base config as defaults."""
 
     parser_options: dict[str, Any] = {}  # extra jsonargparse parser settings (the config reader's exit_on_error)
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, **kwargs: Any) -> None:
+        _reject_format_1_options(list(args) if args is not None else sys.argv[1:])
         base = str(config_path("base"))
         defaults = {"default_config_files": [base], **self.parser_options}
         # With subcommands (run=True) parser options are given per subcommand; without, for the one parser.
