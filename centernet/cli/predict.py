@@ -85,6 +85,7 @@ def load_detector(args: argparse.Namespace) -> Detector:
     the runtime of their format.
     """
     from centernet.inference import Detector
+
     path = Path(args.checkpoint)
     suffix = path.suffix.lower()
     if suffix == ".ckpt" and args.backend in ("auto", "eager", "onnxruntime"):
