@@ -39,7 +39,7 @@ def _fit_args(shapes_root: str, root: Path) -> list[str]:
         "--data.batch_size=4",
         "--data.num_workers=1",  # augmentations must not depend on worker processes that die with the run
         f"--data.shapes_root={shapes_root}",
-        "--trainer.callbacks+=centernet.training.ema.EMA",  # resuming must restore the weight average too
+        "--trainer.callbacks+=centernet.training.EMA",  # resuming must restore the weight average too
         "--trainer.callbacks.decay=0.9",
         "--trainer.callbacks.warmup_steps=2",
     ]
