@@ -337,7 +337,7 @@ def test_datamodule_shapes(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing generated before prepare_data
     dm.prepare_data()
     dm.setup("fit")
-    assert Path(dm.val_annotations).is_file() and dm.val_dataset.coco.getImgIds() == [1, 2, 3, 4]
+    assert Path(dm.val_annotations).is_file() and dm.val_dataset.image_ids == [1, 2, 3, 4]
     train = list(dm.train_dataloader())
     assert len(train) == 2  # 8 images, batch 3, last partial batch dropped
     for batch in train:
