@@ -22,6 +22,7 @@ from centernet.boxes import xyxy_to_xywh
 
 __all__ = [
     "COCO_METRIC_NAMES",
+    "DENSE_METRIC_NAMES",
     "CocoEvaluation",
     "coco_results",
     "evaluate_coco",
@@ -61,8 +62,9 @@ _DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def format_coco_table(metrics: Mapping[str, float], title: str = "COCO box metrics"):
-    """A rich ``Table`` of the 12 COCO numbers, in pycocotools' order and wording."""
+def format_coco_table(metrics: Mapping[str, float], title: str = "COCO box metrics", max_detections: int = 100):
+    """A rich ``Table`` of the 12 COCO numbers, in pycocotools' order and wording, and of the numbers over all
+    ``max_detections`` detections per image when the metrics have them (more than 100)."""
     from rich.table import Table
 
     table = Table(title=title)
@@ -72,16 +74,24 @@ def format_coco_table(metrics: Mapping[str, float], title: str = "COCO box metri
     for name in COCO_METRIC_NAMES:
         value = metrics.get(name, float("nan"))
         table.add_row(name, _DESCRIPTIONS[name], f"{value:.4f}")
+    if all(name in metrics for name in DENSE_METRIC_NAMES):
+        for name, (kind, iou) in zip(
+            DENSE_METRIC_NAMES, (("AP", "0.50:0.95"), ("AP", "0.50"), ("AR", "0.50:0.95")), strict=True
+        ):
+            definition = f"{kind} @[IoU={iou} | area=all | maxDets={max_detections}]"
+            table.add_row(name, definition, f"{metrics[name]:.4f}")
     return table
 
 
 def write_metrics_json(
     path: str | Path, metrics: Mapping[str, float], extra: Mapping[str, object] | None = None
 ) -> Path:
-    """Write the 12 COCO numbers (plus optional context such as the checkpoint) to ``path`` as JSON."""
+    """Write the 12 COCO numbers (and the dense-scene ones when present, plus optional context such as the
+    checkpoint) to ``path`` as JSON."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload: dict[str, object] = {name: float(metrics[name]) for name in COCO_METRIC_NAMES}
+    payload.update({name: float(metrics[name]) for name in DENSE_METRIC_NAMES if name in metrics})
     if extra:
         payload.update(extra)
     path.write_text(json.dumps(payload, indent=2) + "\n")
@@ -115,12 +125,36 @@ def coco_results(
     return entries
 
 
+# COCO's 12 numbers as (AP or AR, IoU threshold or None for 0.50:0.95, area range, maxDets), pycocotools' order.
+_SUMMARY = (
+    (True, None, "all", 100),
+    (True, 0.5, "all", 100),
+    (True, 0.75, "all", 100),
+    (True, None, "small", 100),
+    (True, None, "medium", 100),
+    (True, None, "large", 100),
+    (False, None, "all", 1),
+    (False, None, "all", 10),
+    (False, None, "all", 100),
+    (False, None, "small", 100),
+    (False, None, "medium", 100),
+    (False, None, "large", 100),
+)
+_AREAS = ("all", "small", "medium", "large")
+
+# With more than 100 detections per image (dense scenes), the same AP, AP50 and AR over all of them (maxDets = K).
+DENSE_METRIC_NAMES: tuple[str, ...] = ("map_all_dets", "map_50_all_dets", "mar_all_dets")
+
+
 @dataclass
 class CocoEvaluation:
     """COCO box evaluation of a results list against ground truth, as pycocotools computes it.
 
     Attributes:
-        metrics: The 12 numbers under :data:`COCO_METRIC_NAMES` (-1 where undefined, as pycocotools reports).
+        metrics: The 12 numbers under :data:`COCO_METRIC_NAMES` (-1 where undefined, as pycocotools reports),
+            with COCO's 100 detections per image so that they compare with published numbers; when more detections
+            per image are evaluated (``max_detections`` > 100), also :data:`DENSE_METRIC_NAMES`: AP, AP50 and AR
+            over all of them.
         per_class: One dict per category, in category-id order: ``category_id``, ``name``, ``ap``
             (IoU 0.50:0.95), ``ap50``, ``num_ground_truth``; ``ap`` is -1 for a category without ground truth.
         precision: (T, R, K) precision at T IoU thresholds, R recall thresholds and K categories (area all,
@@ -136,15 +170,20 @@ class CocoEvaluation:
     iou_thresholds: np.ndarray
 
 
-def evaluate_coco(ground_truth: Mapping[str, Any] | str | Path, results: list[dict[str, Any]]) -> CocoEvaluation:
+def evaluate_coco(
+    ground_truth: Mapping[str, Any] | str | Path, results: list[dict[str, Any]], max_detections: int = 100
+) -> CocoEvaluation:
     """Evaluate COCO results (``image_id``, ``category_id``, ``bbox`` x, y, w, h, ``score``) against a COCO json.
 
     Uses faster-coco-eval's pycocotools-compatible evaluator when installed (same numbers, several times faster),
-    pycocotools otherwise.
+    pycocotools otherwise. The 12 numbers are read from the evaluator's precision and recall arrays exactly as
+    pycocotools' ``summarize`` defines them (so they stay COCO's numbers with an extra maxDets entry).
 
     Args:
         ground_truth: The annotation json (path or loaded dict).
         results: Detections in the dataset's own image and category ids, original pixels.
+        max_detections: Detections per image the model returns; above 100 they are all evaluated as well
+            (:data:`DENSE_METRIC_NAMES`), beside COCO's 12 numbers at 100.
     """
     dataset = ground_truth if isinstance(ground_truth, Mapping) else json.loads(Path(ground_truth).read_text())
     dataset = dict(dataset)
@@ -153,15 +192,35 @@ def evaluate_coco(ground_truth: Mapping[str, Any] | str | Path, results: list[di
         annotation.setdefault("area", float(annotation["bbox"][2]) * float(annotation["bbox"][3]))
     category_ids = sorted(int(c["id"]) for c in dataset["categories"])
     names = {int(c["id"]): str(c.get("name", c["id"])) for c in dataset["categories"]}
+    max_dets = [1, 10, 100] + ([int(max_detections)] if max_detections > 100 else [])
     with contextlib.redirect_stdout(io.StringIO()):  # both evaluators print progress
-        evaluator = _run_cocoeval(dataset, results)
+        evaluator = _run_cocoeval(dataset, results, max_dets)
     if evaluator is None:  # no detections at all: precision and recall are 0 wherever ground truth exists
         num_t, num_r = 10, 101
         precision = np.zeros((num_t, num_r, len(category_ids)))
-        stats = [0.0] * len(COCO_METRIC_NAMES)
+        metrics = dict.fromkeys(COCO_METRIC_NAMES, 0.0)
+        if max_detections > 100:
+            metrics.update(dict.fromkeys(DENSE_METRIC_NAMES, 0.0))
     else:
-        precision = np.asarray(evaluator.eval["precision"])[:, :, :, 0, -1]  # (T, R, K) area all, maxDets 100
-        stats = [float(v) for v in evaluator.stats[: len(COCO_METRIC_NAMES)]]
+        all_precision = np.asarray(evaluator.eval["precision"])  # (T, R, K, areas, maxDets)
+        all_recall = np.asarray(evaluator.eval["recall"])  # (T, K, areas, maxDets)
+        precision = all_precision[:, :, :, 0, max_dets.index(100)]  # (T, R, K) area all, maxDets 100
+        metrics = {
+            name: _summary(all_precision, all_recall, max_dets, *spec)
+            for name, spec in zip(COCO_METRIC_NAMES, _SUMMARY, strict=True)
+        }
+        if max_detections > 100:
+            dense = (
+                (True, None, "all", max_dets[-1]),
+                (True, 0.5, "all", max_dets[-1]),
+                (False, None, "all", max_dets[-1]),
+            )
+            metrics.update(
+                {
+                    name: _summary(all_precision, all_recall, max_dets, *spec)
+                    for name, spec in zip(DENSE_METRIC_NAMES, dense, strict=True)
+                }
+            )
     gt_count = {cid: 0 for cid in category_ids}
     for annotation in dataset.get("annotations", []):
         if not annotation.get("iscrowd", 0) and int(annotation["category_id"]) in gt_count:
@@ -178,7 +237,7 @@ def evaluate_coco(ground_truth: Mapping[str, Any] | str | Path, results: list[di
             {"category_id": cid, "name": names[cid], "ap": ap, "ap50": ap50, "num_ground_truth": gt_count[cid]}
         )
     return CocoEvaluation(
-        metrics=dict(zip(COCO_METRIC_NAMES, stats, strict=True)),
+        metrics=metrics,
         per_class=per_class,
         precision=precision,
         recall_thresholds=np.linspace(0.0, 1.0, 101),
@@ -186,8 +245,22 @@ def evaluate_coco(ground_truth: Mapping[str, Any] | str | Path, results: list[di
     )
 
 
-def _run_cocoeval(dataset: dict[str, Any], results: list[dict[str, Any]]):
-    """A COCOeval after evaluate/accumulate/summarize, or ``None`` when there is no detection to evaluate."""
+def _summary(
+    precision: np.ndarray, recall: np.ndarray, max_dets: list[int], ap: bool, iou: float | None, area: str, dets: int
+) -> float:
+    """One number of pycocotools' ``summarize``: the mean of the defined (> -1) entries, -1 if none is defined."""
+    area_index, dets_index = _AREAS.index(area), max_dets.index(dets)
+    iou_index = slice(None) if iou is None else int(round((iou - 0.5) / 0.05))
+    if ap:
+        values = precision[iou_index, :, :, area_index, dets_index]
+    else:
+        values = recall[iou_index, :, area_index, dets_index]
+    defined = values[values > -1]
+    return float(defined.mean()) if defined.size else -1.0
+
+
+def _run_cocoeval(dataset: dict[str, Any], results: list[dict[str, Any]], max_dets: list[int]):
+    """A COCOeval after evaluate/accumulate, or ``None`` when there is no detection to evaluate."""
     if not results:
         return None
     if importlib.util.find_spec("faster_coco_eval"):
@@ -203,9 +276,9 @@ def _run_cocoeval(dataset: dict[str, Any], results: list[dict[str, Any]]):
         gt.dataset = _copy_dataset(dataset)
         gt.createIndex()
         evaluator = COCOeval(gt, gt.loadRes(_copy_entries(results)), iouType="bbox")
+    evaluator.params.maxDets = list(max_dets)
     evaluator.evaluate()
     evaluator.accumulate()
-    evaluator.summarize()
     return evaluator
 
 

@@ -111,21 +111,49 @@ class _RunsCode:
         return os.system, (f"touch {self.marker}",)
 
 
-@pytest.mark.parametrize("loader", ["load_model", "Detector", "module"])
-def test_loading_a_hostile_pickle_runs_nothing(loader, tmp_path):
+def _fit_args(tmp_path: Path, shapes_root: str) -> list[str]:
+    return [
+        "fit", "--config", str(config_path("demo")), "--trainer.max_steps=1",
+        f"--trainer.default_root_dir={tmp_path / 'runs'}", f"--data.shapes_root={shapes_root}",
+        "--data.shapes_train_images=16", "--data.shapes_val_images=8", "--data.shapes_image_size=64",
+        "--data.image_size=64", "--data.num_workers=0",
+    ]  # fmt: skip
+
+
+_LOADERS = {
+    "load_model": lambda path, tmp, root: load_model(path),
+    "Detector": lambda path, tmp, root: Detector.from_checkpoint(path),
+    "ONNX cache": lambda path, tmp, root: Detector.from_checkpoint(path, backend="onnxruntime"),
+    "CenterNetModule": lambda path, tmp, root: CenterNetModule.load_from_checkpoint(path),
+    "predict": lambda path, tmp, root: main(["predict", "--checkpoint", str(path), "--source", str(FIXTURES)]
+                                            + ["--output", str(tmp / "p")]),  # fmt: skip
+    "validate": lambda path, tmp, root: main(["validate", "--checkpoint", str(path), "--output", str(tmp / "v")]),
+    "export": lambda path, tmp, root: main(["export", "--checkpoint", str(path), "--output", str(tmp / "m.onnx")]),
+    "fine-tuning": lambda path, tmp, root: main([*_fit_args(tmp, root), f"--model.init_weights={path}"]),
+    "resume": lambda path, tmp, root: main([*_fit_args(tmp, root), f"--ckpt_path={path}"]),
+}
+
+
+@pytest.mark.parametrize("loader", list(_LOADERS))
+def test_loading_a_hostile_pickle_runs_nothing(loader, tmp_path, shapes_root):
     marker = tmp_path / "ran"
     path = tmp_path / "model.ckpt"
     with open(path, "wb") as file:
         torch.save({"state_dict": {}, "hyper_parameters": {"num_classes": 1}, "x": _RunsCode(marker)}, file)
     assert pickle.loads(pickle.dumps(1)) == 1  # pickling itself works here; only the payload is hostile
-    load = {
-        "load_model": load_model,
-        "Detector": Detector.from_checkpoint,
-        "module": CenterNetModule.load_from_checkpoint,
-    }[loader]
-    with pytest.raises(CheckpointError, match=r"model.ckpt: refused to load"):
-        load(path)
+    with pytest.raises(CheckpointError, match=r"model.ckpt: refused to load: the file would run code"):
+        _LOADERS[loader](path, tmp_path, shapes_root)
     assert not marker.exists()
+
+
+def test_unsafe_loading_cannot_be_switched_on(tmp_path, shapes_root):
+    with pytest.raises(ValueError, match="--weights_only false is not supported"):
+        main([*_fit_args(tmp_path, shapes_root), "--weights_only=false"])
+
+
+def test_no_loader_unpickles_code():
+    sources = " ".join(path.read_text() for path in Path(__file__).parents[1].joinpath("centernet").rglob("*.py"))
+    assert "weights_only=False" not in sources
 
 
 def test_truncated_and_random_files_are_named_errors(tmp_path):

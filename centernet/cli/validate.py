@@ -123,7 +123,8 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
 
     console = Console()
     size = "own size, padded to /32" if args.keep_resolution else f"{detector.image_size} px"
-    console.print(format_coco_table(evaluation.metrics, title=f"COCO box metrics ({mode}, {size})"))
+    title = f"COCO box metrics ({mode}, {size})"
+    console.print(format_coco_table(evaluation.metrics, title, max_detections=extra["max_detections"]))
     console.print(_per_class_table(evaluation))
     console.print(f"metrics.json, predictions.json and PR curves -> {output}")
     return {**evaluation.metrics, **extra}

@@ -7,7 +7,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Checkpoint
 
-from centernet.evaluation import COCO_METRIC_NAMES, write_metrics_json
+from centernet.evaluation import COCO_METRIC_NAMES, DENSE_METRIC_NAMES, write_metrics_json
 
 __all__ = ["CocoMetricsWriter", "LastCheckpoint"]
 
@@ -28,7 +28,8 @@ class CocoMetricsWriter(L.Callback):
         logged = trainer.callback_metrics
         if f"val/{COCO_METRIC_NAMES[0]}" not in logged:
             return
-        metrics = {name: float(logged[f"val/{name}"]) for name in COCO_METRIC_NAMES}
+        names = [*COCO_METRIC_NAMES, *(name for name in DENSE_METRIC_NAMES if f"val/{name}" in logged)]
+        metrics = {name: float(logged[f"val/{name}"]) for name in names}
         extra: dict[str, object] = {"epoch": trainer.current_epoch, "global_step": trainer.global_step}
         if trainer.ckpt_path:
             extra["checkpoint"] = str(trainer.ckpt_path)
@@ -72,7 +73,7 @@ class LastCheckpoint(Checkpoint):
             and step % self.every_n_train_steps == 0
             and not trainer.sanity_checking
         ):
-            trainer.save_checkpoint(self.path(trainer), weights_only=False)  # the full training state
+            trainer.save_checkpoint(self.path(trainer))  # the full training state (not only the weights)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainer.save_checkpoint(self.path(trainer), weights_only=False)  # the full training state
+        trainer.save_checkpoint(self.path(trainer))  # the full training state (not only the weights)

@@ -173,6 +173,16 @@ class CenterNetCLI(LightningCLI):
             kwargs["plugins"] = [*listed, AtomicCheckpointIO()]
         return super().instantiate_trainer(**kwargs)
 
+    def before_instantiate_classes(self) -> None:
+        """Checkpoints are read as data only: ``--weights_only false`` (LightningCLI's) would ask for unpickling
+        code, which centernet never does, so it is refused rather than ignored."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("weights_only") is False:
+            raise ValueError(
+                "--weights_only false is not supported: centernet loads checkpoints as data only (tensors and plain "
+                "containers) and never runs code from a checkpoint file"
+            )
+
     def before_fit(self) -> None:
         """``--ckpt_path last`` resumes the newest run under ``trainer.default_root_dir``.
 

@@ -23,7 +23,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from centernet.boxes import Letterbox
 from centernet.configs import as_options
 from centernet.distributed import deduplicate_by_image_id, gather_objects, is_distributed, scaled_learning_rate
-from centernet.evaluation import COCO_METRIC_NAMES
+from centernet.evaluation import COCO_METRIC_NAMES, DENSE_METRIC_NAMES
 from centernet.model import BackboneConfig, CenterNet, NeckConfig
 from centernet.model.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -269,7 +269,9 @@ class CenterNetModule(L.LightningModule):
         evaluation = self.evaluator.compute()
         self.last_val_image_ids = sorted(image_id for image_id, _ in self.evaluator.state())
         self.evaluator.reset()
-        for name in COCO_METRIC_NAMES:
+        for name in (*COCO_METRIC_NAMES, *DENSE_METRIC_NAMES):
+            if name not in evaluation.metrics:  # the dense-scene numbers exist only above 100 detections per image
+                continue
             # Identical on every rank; sync_dist averages equal values (exact) and keeps Lightning's DDP check quiet.
             value = float(evaluation.metrics[name])
             self.log(f"val/{name}", value, prog_bar=name in ("map", "map_50"), sync_dist=True)

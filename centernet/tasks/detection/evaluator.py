@@ -26,7 +26,8 @@ class DetectionEvaluator:
     Args:
         class_names: Names indexed by contiguous label.
         category_ids: The dataset's category id of each contiguous label.
-        max_detections: Detections per image the model returns (COCO's 12 numbers use the best 100).
+        max_detections: Detections per image the model returns. COCO's 12 numbers use the best 100 of each image;
+            above 100, AP, AP50 and AR over all of them are computed too (dense scenes).
     """
 
     def __init__(self, class_names: Sequence[str], category_ids: Sequence[int], max_detections: int = 100) -> None:
@@ -107,7 +108,7 @@ class DetectionEvaluator:
 
     def compute(self) -> CocoEvaluation:
         """COCO's 12 box numbers, AP per class and the precision-recall arrays of the accumulated images."""
-        return evaluate_coco(self.ground_truth(), self.results())
+        return evaluate_coco(self.ground_truth(), self.results(), self.max_detections)
 
 
 def _numpy(value: Any) -> np.ndarray:
