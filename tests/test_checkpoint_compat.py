@@ -125,8 +125,9 @@ _LOADERS = {
     "Detector": lambda path, tmp, root: Detector.from_checkpoint(path),
     "ONNX cache": lambda path, tmp, root: Detector.from_checkpoint(path, backend="onnxruntime"),
     "CenterNetModule": lambda path, tmp, root: CenterNetModule.load_from_checkpoint(path),
-    "predict": lambda path, tmp, root: main(["predict", "--checkpoint", str(path), "--source", str(FIXTURES)]
-                                            + ["--output", str(tmp / "p")]),  # fmt: skip
+    "predict": lambda path, tmp, root: main(
+        ["predict", "--checkpoint", str(path), "--source", str(FIXTURES)] + ["--output", str(tmp / "p")]
+    ),  # fmt: skip
     "validate": lambda path, tmp, root: main(["validate", "--checkpoint", str(path), "--output", str(tmp / "v")]),
     "export": lambda path, tmp, root: main(["export", "--checkpoint", str(path), "--output", str(tmp / "m.onnx")]),
     "fine-tuning": lambda path, tmp, root: main([*_fit_args(tmp, root), f"--model.init_weights={path}"]),

@@ -39,8 +39,22 @@ def test_predict_returns_the_checkpoints_number_of_detections(dense_checkpoint, 
     main(["predict", "--checkpoint", dense_checkpoint, "--source", images, "--output", str(tmp_path / "a"),
           "--conf", "0", "--no-draw", "--backend", "eager"])  # fmt: skip
     assert set(_per_image(tmp_path / "a" / "predictions.json").values()) == {300}
-    main(["predict", "--checkpoint", dense_checkpoint, "--source", images, "--output", str(tmp_path / "b"),
-          "--conf", "0", "--no-draw", "--max-det", "500"])  # fmt: skip (ONNX Runtime, exported with K = 500)
+    main(
+        [
+            "predict",
+            "--checkpoint",
+            dense_checkpoint,
+            "--source",
+            images,
+            "--output",
+            str(tmp_path / "b"),
+            "--conf",
+            "0",
+            "--no-draw",
+            "--max-det",
+            "500",
+        ]
+    )  # fmt: skip (ONNX Runtime, exported with K = 500)
     assert set(_per_image(tmp_path / "b" / "predictions.json").values()) == {500}
     detector = Detector.from_checkpoint(dense_checkpoint)
     assert detector.max_detections == 300
@@ -85,5 +99,6 @@ def test_dense_numbers_count_every_detection():
     dense = evaluate_coco(truth, results, max_detections=300)
     assert standard.metrics["mar_100"] == pytest.approx(100 / 250)
     assert {name: dense.metrics[name] for name in COCO_METRIC_NAMES} == standard.metrics  # still COCO's 12
-    assert dense.metrics["mar_all_dets"] == pytest.approx(1.0) and dense.metrics["map_50_all_dets"] == pytest.approx(1.0)
+    assert dense.metrics["mar_all_dets"] == pytest.approx(1.0)
+    assert dense.metrics["map_50_all_dets"] == pytest.approx(1.0)
     assert set(DENSE_METRIC_NAMES).isdisjoint(standard.metrics)
