@@ -1,9 +1,11 @@
 """``centernet predict``: detect objects in an image, a folder, a glob pattern or a video.
 
-Images: one annotated copy of each image in the output folder. Video: an annotated ``<name>.mp4`` with the same
-frame rate. Always ``predictions.json`` (COCO results: ``bbox`` as x, y, w, h in original pixels, the dataset's
-own ``category_id``, plus ``file_name`` (and ``frame`` for videos)); with ``--save-txt``, one YOLO txt per image
-or frame in ``labels/`` (``label cx cy w h score``, relative coordinates, contiguous labels).
+Images: one annotated copy of each image in the output folder, at its path relative to the source folder. Video:
+an annotated ``<name>.mp4`` with the same frame rate. Always ``predictions.json`` (COCO results: ``bbox`` as x, y,
+w, h in original pixels, the dataset's own ``category_id``, plus ``file_name``, the relative path (and ``frame``
+for videos)); with ``--save-txt``, one YOLO txt per image or frame in ``labels/`` (``label cx cy w h score``,
+relative coordinates, contiguous labels). No source file is ever overwritten (see
+:mod:`centernet.cli.predict_outputs`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from centernet.cli.predict_outputs import ImageOutputs, plan_image_outputs, refuse_overwriting, write_text_checked
 
 if TYPE_CHECKING:  # torch, OpenCV and the model load when the command runs: `--help` answers at once
     import numpy as np
@@ -158,47 +162,65 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--save-txt", action="store_true", help="also write YOLO txt files into <output>/labels")
     parser.add_argument("--no-draw", action="store_true", help="do not write annotated images or video")
+    parser.add_argument(
+        "--skip-unreadable", action="store_true",
+        help="continue past images that cannot be read (counted and named at the end) instead of stopping",
+    )  # fmt: skip
     return parser
 
 
 def run_predict(argv: Sequence[str] = ()) -> Path:
     """Run the command; returns the path of ``predictions.json``."""
     args = build_parser().parse_args(list(argv))
-    detector = load_detector(args)
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    if args.save_txt:
-        (output / "labels").mkdir(exist_ok=True)
-    from centernet.inference.inputs import is_video
+    from centernet.inference.inputs import is_video, list_images
 
+    output = Path(args.output)
     if is_video(args.source):
+        video = Path(args.source)
+        refuse_overwriting([video], [output / f"{video.stem}.mp4"])  # before the writer truncates it
+        detector = load_detector(args)
+        output.mkdir(parents=True, exist_ok=True)
         results, count, unit = _predict_video(detector, args, output)
     else:
-        results, count, unit = _predict_images(detector, args, output)
+        plans = plan_image_outputs(list_images(args.source), args.source, output)
+        detector = load_detector(args)
+        output.mkdir(parents=True, exist_ok=True)
+        results, count, unit = _predict_images(detector, args, plans)
     json_path = output / "predictions.json"
-    json_path.write_text(json.dumps(results))
+    write_text_checked(json_path, json.dumps(results))
     print(f"{count} {unit}, {len(results)} detections -> {output} ({json_path.name})")
     return json_path
 
 
-def _predict_images(detector: Detector, args: argparse.Namespace, output: Path) -> tuple[list, int, str]:
+def _predict_images(detector: Detector, args: argparse.Namespace, plans: list[ImageOutputs]) -> tuple[list, int, str]:
     from rich.progress import Progress
 
-    from centernet.inference.inputs import list_images, read_rgb
+    from centernet.inference.inputs import read_rgb
 
-    paths = list_images(args.source)
     results: list[dict[str, object]] = []
+    skipped: list[str] = []
     with Progress(transient=True) as progress:
-        task = progress.add_task("predicting", total=len(paths))
-        for start in range(0, len(paths), args.batch_size):
-            chunk = paths[start : start + args.batch_size]
-            images = [read_rgb(path) for path in chunk]
-            predictions = detector.predict(images, args.score_threshold, **predict_options(args))
-            for offset, (path, image, prediction) in enumerate(zip(chunk, images, predictions, strict=True)):
-                _write_outputs(args, output, path.stem, image, prediction)
-                results += prediction.to_coco(start + offset, {"file_name": path.name})
-            progress.advance(task, len(chunk))
-    return results, len(paths), "images"
+        task = progress.add_task("predicting", total=len(plans))
+        for start in range(0, len(plans), args.batch_size):
+            chunk, images = [], []
+            for plan in plans[start : start + args.batch_size]:
+                try:
+                    images.append(read_rgb(plan.source))
+                except (ValueError, OSError) as error:
+                    if not args.skip_unreadable:
+                        raise ValueError(f"{error} (--skip-unreadable continues past unreadable images)") from error
+                    skipped.append(str(error))
+                    continue
+                chunk.append(plan)
+            predictions = detector.predict(images, args.score_threshold, **predict_options(args)) if images else []
+            for offset, (plan, image, prediction) in enumerate(zip(chunk, images, predictions, strict=True)):
+                _write_outputs(args, plan, image, prediction)
+                results += prediction.to_coco(start + offset, {"file_name": plan.relative})
+            progress.advance(task, len(plans[start : start + args.batch_size]))
+    if skipped:
+        shown = "; ".join(skipped[:5]) + (f"; ... {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        print(f"centernet predict: skipped {len(skipped)} unreadable image(s): {shown}", file=sys.stderr)
+    return results, len(plans) - len(skipped), "images"
 
 
 def _predict_video(detector: Detector, args: argparse.Namespace, output: Path) -> tuple[list, int, str]:
@@ -209,13 +231,11 @@ def _predict_video(detector: Detector, args: argparse.Namespace, output: Path) -
 
     source = Path(args.source)
     info = video_info(source)
-    writer = None
+    writer, written = None, output / f"{source.stem}.mp4"
     if not args.no_draw:
-        writer = cv2.VideoWriter(
-            str(output / f"{source.stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height)
-        )
+        writer = cv2.VideoWriter(str(written), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height))
         if not writer.isOpened():
-            raise RuntimeError(f"cannot write {output / (source.stem + '.mp4')} (OpenCV has no mp4v encoder)")
+            raise OSError(f"{written}: cannot write the annotated video (no mp4v encoder, or no permission)")
     results: list[dict[str, object]] = []
     frame_index = 0
     try:
@@ -228,9 +248,8 @@ def _predict_video(detector: Detector, args: argparse.Namespace, output: Path) -
                         writer.write(cv2.cvtColor(prediction.draw(frame), cv2.COLOR_RGB2BGR))
                     if args.save_txt:
                         lines = prediction.to_yolo(with_scores=True)
-                        (output / "labels" / f"{source.stem}_{frame_index:06d}.txt").write_text(
-                            "".join(line + "\n" for line in lines)
-                        )
+                        labels = output / "labels" / f"{source.stem}_{frame_index:06d}.txt"
+                        write_text_checked(labels, "".join(line + "\n" for line in lines))
                     results += prediction.to_coco(frame_index, {"file_name": source.name, "frame": frame_index})
                     frame_index += 1
                 progress.advance(task, len(frames))
@@ -239,17 +258,28 @@ def _predict_video(detector: Detector, args: argparse.Namespace, output: Path) -
             writer.release()
     if frame_index == 0:
         raise ValueError(f"{source}: the video has no readable frames")
+    if writer is not None and (not written.is_file() or written.stat().st_size == 0):
+        raise OSError(f"{written}: the annotated video was not written (disk full?)")
+    if info.frames and frame_index < info.frames:
+        print(
+            f"centernet predict: warning: {source}: the file announces {info.frames} frames but only {frame_index} "
+            "could be read (a truncated or damaged video); predictions cover the frames read",
+            file=sys.stderr,
+        )
     return results, frame_index, "frames"
 
 
-def _write_outputs(args: argparse.Namespace, output: Path, stem: str, image: np.ndarray, prediction: Prediction):
+def _write_outputs(args: argparse.Namespace, plan: ImageOutputs, image: np.ndarray, prediction: Prediction) -> None:
     import cv2
 
     if not args.no_draw:
-        cv2.imwrite(str(output / f"{stem}.png"), cv2.cvtColor(prediction.draw(image), cv2.COLOR_RGB2BGR))
+        plan.drawing.parent.mkdir(parents=True, exist_ok=True)
+        drawing = cv2.cvtColor(prediction.draw(image), cv2.COLOR_RGB2BGR)
+        if not cv2.imwrite(str(plan.drawing), drawing):
+            raise OSError(f"{plan.drawing}: could not write the annotated image (disk full, or no permission?)")
     if args.save_txt:
         lines = prediction.to_yolo(with_scores=True)
-        (output / "labels" / f"{stem}.txt").write_text("".join(line + "\n" for line in lines))
+        write_text_checked(plan.labels, "".join(line + "\n" for line in lines))
 
 
 def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
