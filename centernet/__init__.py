@@ -9,7 +9,12 @@ not load Lightning, torchmetrics or albumentations.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# No network call the user did not ask for: albumentations would ask a package index for a newer version on every
+# import (a warning on every offline run). Set NO_ALBUMENTATIONS_UPDATE=0 to let it check.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.2.0"
 

@@ -54,3 +54,29 @@ def test_predict_help_loads_neither_torch_nor_the_model():
     code = "import sys; import centernet.cli.predict as p; p.build_parser(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_no_network_call_on_import_or_inference(tmp_path):
+    """With sockets refused, importing the package, building the training transforms and opening an ONNX Runtime
+    session neither tries the network nor warns (albumentations' update check is off; ORT telemetry is off)."""
+    code = """
+import socket, sys, warnings
+attempts = []
+class NoNetwork(socket.socket):
+    def connect(self, *args):
+        attempts.append(args)
+        raise OSError("network disabled")
+socket.socket = NoNetwork
+warnings.simplefilter("always")
+with warnings.catch_warnings(record=True) as caught:
+    import centernet
+    from centernet.data.transforms import build_train_transform
+    build_train_transform(64)
+    import onnxruntime
+    from centernet.inference.backends import OnnxRuntimeBackend
+print(len(attempts), [str(w.message)[:80] for w in caught])
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0 []", result.stdout + result.stderr
+    assert "albumentations" not in result.stderr.lower()

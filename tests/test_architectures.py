@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
+from centernet.errors import PretrainedWeightsError
 from centernet.model import CenterNet
 from centernet.model.dcn import ModulatedDeformConv2d
 from centernet.model.dla import DLABackbone
@@ -171,7 +172,7 @@ def test_offline_pretrained_timm_weights_fail_with_instructions(backbone, monkey
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    with pytest.raises(RuntimeError, match=r"Hugging Face Hub cache.*pretrained: false"):
+    with pytest.raises(PretrainedWeightsError, match=r"Hugging Face Hub cache.*pretrained: false"):
         CenterNet(2, backbone={"name": backbone, "pretrained": True})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ import torch
 
 from centernet.cli.main import main
 from centernet.configs import config_path
+from centernet.errors import PretrainedWeightsError
+from centernet.model.checkpoint import CheckpointError
 from centernet.training.cli import CenterNetCLI
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,3 +155,44 @@ def test_model_options_of_centernet_0_1_name_their_new_place(tmp_path):
     grouped.write_text("model:\n  neck: {name: lateral, channels: [32, 32, 32]}\n")
     config_values = CenterNetCLI(args=["--config", str(grouped), "--data.dataset=shapes"], run=False).config
     assert config_values["model"]["neck"]["name"] == "lateral"
+
+
+def test_a_default_fit_prints_nothing_a_user_cannot_act_on(shapes_root, tmp_path):
+    """No tips, no deprecation warnings, no "FLOPs: 0", no logging-interval warning on a small epoch."""
+    overrides = _tiny_overrides(shapes_root, tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "centernet", "fit", "--config", "demo", *overrides, "--trainer.max_epochs=1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = result.stdout + result.stderr
+    for noise in ("Tip:", "Warning", "warn", "deprecated", "FLOPs: 0", "logging interval", "weights_only"):
+        assert noise not in printed, (noise, printed[-3000:])
+    assert "Total FLOPs" in printed  # the summary counts them
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PretrainedWeightsError("Could not load the pretrained weights ... or set `pretrained: false`"),
+        CheckpointError("model.ckpt: not a readable checkpoint"),
+        OSError("last.ckpt: could not save the checkpoint (file write failed); is the disk full?"),
+    ],
+)
+def test_input_errors_end_in_one_line(error, monkeypatch, capsys):
+    import centernet.cli.main as cli_main
+
+    def fail(argv=None):
+        raise error
+
+    monkeypatch.setattr(cli_main, "main", fail)
+    monkeypatch.setattr(sys, "argv", ["centernet", "fit"])
+    monkeypatch.delenv("CENTERNET_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.console_main()
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip() == f"centernet fit: error: {error}"

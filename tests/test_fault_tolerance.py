@@ -110,14 +110,26 @@ def test_atomic_save_failure_keeps_the_previous_file_and_cleans_up(tmp_path, mon
 
     def failing_save(obj, f):
         f.write(b"partial")
-        raise OSError("disk full")
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")  # torch's full disk
 
     monkeypatch.setattr(torch, "save", failing_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError, match=r"last.ckpt: could not save the checkpoint .*file write failed.*disk full"):
         io.save_checkpoint({"step": 2}, target)
     monkeypatch.undo()
     assert torch.load(target, weights_only=True) == {"step": 1}
     assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_checkpoints_get_the_permissions_of_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        atomic_torch_save({"step": 1}, tmp_path / "a.ckpt")
+        os.umask(0o077)
+        atomic_torch_save({"step": 1}, tmp_path / "b.ckpt")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.ckpt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.ckpt").stat().st_mode & 0o777 == 0o600
 
 
 def test_find_last_checkpoint_picks_the_newest_run(tmp_path):

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from helpers import per_image
 from torch import nn
 
+from centernet.errors import PretrainedWeightsError
 from centernet.model import CenterNet
 from centernet.model.backbones import ResNetBackbone
 from centernet.model.necks import LateralUpsamplingNeck, UpsamplingNeck
@@ -153,7 +154,7 @@ def test_missing_pretrained_weights_explain_where_to_put_them(monkeypatch, tmp_p
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(RuntimeError) as error:
+    with pytest.raises(PretrainedWeightsError) as error:
         ResNetBackbone("resnet18", pretrained=True)
     message = str(error.value)
     assert str(tmp_path / "checkpoints" / "resnet18-f37072fd.pth") in message

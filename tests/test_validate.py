@@ -199,3 +199,16 @@ def test_validate_scores_a_voc_dataset_like_its_coco_copy(tiny_checkpoint, own_d
     reference = _pycocotools(clipped, results)
     assert reference.stats[1] > 0.3  # a non-trivial AP50, so equality is not 0 == 0
     np.testing.assert_allclose([metrics[name] for name in COCO_METRIC_NAMES], reference.stats[:12], atol=1e-6)
+
+
+def test_swapped_class_names_under_the_same_ids_are_refused(tiny_checkpoint, own_detections_set, tmp_path):
+    images, annotations = own_detections_set
+    data = json.loads(annotations.read_text())
+    names = [c["name"] for c in data["categories"]]
+    data["categories"][0]["name"], data["categories"][1]["name"] = names[1], names[0]
+    swapped = tmp_path / "swapped.json"
+    swapped.write_text(json.dumps(data))
+    with pytest.raises(
+        ValueError, match=r"names categories differently from the model: id 1: 'square' \(model: 'circle'\)"
+    ):
+        main(["validate", "--checkpoint", tiny_checkpoint, "--images", str(images), "--annotations", str(swapped)])

@@ -1,6 +1,6 @@
 """The ``centernet`` command line: one entry point (:mod:`centernet.cli.main`), one config reader
 (:mod:`centernet.cli.config`) and one module per command."""
 
-from centernet.cli.main import console_main, main
+from centernet.cli.main import console_main
 
-__all__ = ["console_main", "main"]
+__all__ = ["console_main"]

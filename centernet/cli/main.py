@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from centernet.errors import InputError
+
 __all__ = ["console_main", "main"]
 
 _USAGE = """usage: centernet COMMAND [options]
@@ -64,13 +66,14 @@ _COMMANDS = {
 def console_main() -> None:
     """The console script: ``main`` with bad input reported as one line instead of a traceback.
 
-    Input errors (a bad config value, an unreadable or inconsistent data file, a missing path) raise ``ValueError``
-    or ``OSError`` with a message that names the file and what is wrong; that message is what the user needs.
-    Set ``CENTERNET_TRACEBACK=1`` to see the traceback too. Other exceptions keep their traceback.
+    Input errors (a bad config value, an unreadable or inconsistent data file or checkpoint, a missing path) raise
+    :class:`~centernet.errors.InputError` (or ``ValueError`` / ``OSError``) with a message that names the file and
+    what is wrong; that message is what the user needs. Set ``CENTERNET_TRACEBACK=1`` to see the traceback too.
+    Other exceptions keep their traceback.
     """
     try:
         main()
-    except (ValueError, OSError) as error:
+    except (InputError, ValueError, OSError) as error:
         if os.environ.get("CENTERNET_TRACEBACK"):
             raise
         command = sys.argv[1] if len(sys.argv) > 1 else ""

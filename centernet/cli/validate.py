@@ -96,7 +96,7 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
             datamodule.val_annotations = args.annotations or datamodule.val_annotations
         description = args.config or args.checkpoint
     detector = load_detector(args)
-    _check_categories(detector, datamodule.category_ids, description)
+    _check_categories(detector, datamodule.category_ids, datamodule.class_names, description)
     source, problems = datamodule.read_split("val")
     problems.raise_if_errors(source.description)
     evaluator, results = evaluate_source(detector, source, args)
@@ -161,11 +161,23 @@ def evaluate_source(
     return evaluator, evaluator.results()
 
 
-def _check_categories(detector: Detector, category_ids: Sequence[int], description: str | Path) -> None:
+def _check_categories(
+    detector: Detector, category_ids: Sequence[int], class_names: Sequence[str], description: str | Path
+) -> None:
+    """The data must have the model's categories: the same ids with the same names (swapped names under the same
+    ids would score every class against another one's boxes)."""
     ids = sorted(int(i) for i in category_ids)
     if ids != sorted(detector.category_ids):
         raise ValueError(
             f"{description} has category ids {ids} but the model was trained on {sorted(detector.category_ids)}"
+        )
+    model = dict(zip(detector.category_ids, detector.class_names, strict=True))
+    data = dict(zip((int(i) for i in category_ids), class_names, strict=True))
+    renamed = [f"id {i}: {data[i]!r} (model: {model[i]!r})" for i in ids if data[i] != model[i]]
+    if renamed:
+        raise ValueError(
+            f"{description} names categories differently from the model: {', '.join(renamed)}; the ids must mean the "
+            "same classes"
         )
 
 

@@ -10,6 +10,8 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models import ResNet18_Weights, ResNet34_Weights, ResNet50_Weights, ResNet101_Weights, WeightsEnum
 
+from centernet.errors import PretrainedWeightsError
+
 __all__ = ["ResNetBackbone", "build_backbone"]
 
 # name -> (constructor, ImageNet weights, channels of the last stage). resnet50/101 use torchvision's newer
@@ -26,14 +28,14 @@ def _load_pretrained(model: nn.Module, weights: WeightsEnum) -> None:
     """Load ImageNet weights from the torch hub cache (downloading them if possible) into ``model``.
 
     Raises:
-        RuntimeError: when the weights are neither cached nor downloadable, naming the file to provide.
+        PretrainedWeightsError: when the weights are neither cached nor downloadable, naming the file to provide.
     """
     filename = os.path.basename(weights.url)
     path = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
     try:
         state_dict = torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=True)
     except Exception as error:  # offline, proxy, corrupted download...: all end the same way for the user
-        raise RuntimeError(
+        raise PretrainedWeightsError(
             f"Could not load the pretrained weights {weights} ({error}). Download {weights.url} and put it at "
             f"{path}, or set `pretrained: false` to train from scratch (works offline)."
         ) from error

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from centernet.errors import InputError
 from centernet.model.centernet import CenterNet
 
 __all__ = [
@@ -75,7 +76,7 @@ FORMAT_1_OPTIONS = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError, ValueError):
     """A file that is not a usable centernet checkpoint; the message names the file and what is wrong."""
 
 

@@ -153,8 +153,8 @@ class DLABackbone(nn.Module):
         """Load timm's ImageNet ``dla34`` weights (downloaded, or from the Hugging Face cache when offline).
 
         Raises:
-            RuntimeError: when the weights can be neither downloaded nor found in the cache; the message says
-                how to get them.
+            PretrainedWeightsError: when the weights can be neither downloaded nor found in the cache; the
+                message says how to get them.
         """
         from centernet.model.timm_backbone import create_timm_model
 

@@ -7,6 +7,8 @@ from typing import Any
 import timm
 from torch import Tensor, nn
 
+from centernet.errors import PretrainedWeightsError
+
 __all__ = ["TimmBackbone", "create_timm_model"]
 
 _STRIDES = (4, 8, 16, 32)
@@ -22,7 +24,7 @@ def create_timm_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.
 
     Raises:
         ValueError: for a name timm does not know.
-        RuntimeError: when ``pretrained`` weights are neither downloadable nor cached.
+        PretrainedWeightsError: when ``pretrained`` weights are neither downloadable nor cached.
     """
     if not timm.is_model(name.split(".")[0]):
         raise ValueError(f"unknown timm model {name!r}; list them with timm.list_models('pattern*')")
@@ -33,7 +35,7 @@ def create_timm_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.
             raise
         from huggingface_hub.constants import HF_HUB_CACHE
 
-        raise RuntimeError(
+        raise PretrainedWeightsError(
             f"Could not load the pretrained timm weights of {name!r} ({type(error).__name__}: {error}). timm reads "
             f"them from the Hugging Face Hub cache ({HF_HUB_CACHE}, set by HF_HOME / HF_HUB_CACHE): on a machine "
             f"with internet access run `python -c \"import timm; timm.create_model('{name}', pretrained=True)\"` and "

@@ -25,7 +25,11 @@ __all__ = ["AtomicCheckpointIO", "atomic_torch_save", "has_checkpoint_io"]
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save(obj, path)`` through a synced temporary file and an atomic rename.
 
-    Raises whatever ``torch.save`` raises; the temporary file is removed and ``path`` is left untouched.
+    The file gets the permissions the umask gives a new file (a temporary file would otherwise keep 0600).
+
+    Raises:
+        OSError: naming ``path`` when the checkpoint cannot be written (a full disk, no permission); the temporary
+            file is removed and ``path`` is left untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,12 +39,23 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
             torch.save(obj, file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(tmp_name, 0o666 & ~_umask())
         os.replace(tmp_name, path)
+    except (OSError, RuntimeError) as error:  # torch reports a failed write as RuntimeError
+        Path(tmp_name).unlink(missing_ok=True)
+        raise OSError(f"{path}: could not save the checkpoint ({error}); is the disk full?") from error
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it; it is set back at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:

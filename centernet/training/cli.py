@@ -7,6 +7,7 @@ the input size flow from the data module into the model (linked, never typed twi
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from collections.abc import Sequence
@@ -57,6 +58,18 @@ def find_last_checkpoint(root: str | Path) -> Path:
     return max(found)[1]
 
 
+def _shipped_config_names(args: list[str]) -> list[str]:
+    """``--config demo`` (a config shipped with the package, by name) -> the path of that file, as ``info`` and
+    ``validate`` accept it; an existing file of that name wins."""
+    resolved = list(args)
+    for i, arg in enumerate(resolved):
+        if arg in ("--config", "-c") and i + 1 < len(resolved):
+            name = resolved[i + 1]
+            if not Path(name).exists() and "/" not in name and config_path(name).is_file():
+                resolved[i + 1] = str(config_path(name))
+    return resolved
+
+
 def _reject_format_1_options(args: list[str]) -> None:
     """Name the new place of a model option of centernet 0.1 (``model.lr`` -> ``model.optimizer.lr``) found in the
     config files or ``--model.*`` flags of ``args``, instead of the parser's bare "unknown key"."""
@@ -97,13 +110,36 @@ def _is_format_1(key: str, value: Any) -> bool:
     return not group_given_whole
 
 
+class _DropNoise(logging.Filter):
+    """Drops Lightning's messages that ask nothing of the user: advertising tips, its note on checkpoints'
+    ``weights_only`` (centernet always saves the full training state and loads as data only) and on estimating the
+    number of steps (the learning-rate schedule asks for it)."""
+
+    NOISE = ("💡 Tip:", "`weights_only` was not set", "Loading `train_dataloader` to estimate")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.NOISE)
+
+
+def quiet_lightning() -> None:
+    """Keep the console to what a user can act on: no tips, no deprecation warnings of Lightning's own calls."""
+    for name in ("lightning.pytorch", "lightning"):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _DropNoise) for f in handler.filters):
+                handler.addFilter(_DropNoise())
+    # Lightning's pytree helper calls a torch API that torch now deprecates; nothing a user can change.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
 class CenterNetCLI(LightningCLI):
     """LightningCLI with the data -> model links, run directories and the base config as defaults."""
 
     parser_options: dict[str, Any] = {}  # extra jsonargparse parser settings (the config reader's exit_on_error)
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, **kwargs: Any) -> None:
-        _reject_format_1_options(list(args) if args is not None else sys.argv[1:])
+        quiet_lightning()
+        args = _shipped_config_names(list(args) if args is not None else sys.argv[1:])
+        _reject_format_1_options(args)
         base = str(config_path("base"))
         defaults = {"default_config_files": [base], **self.parser_options}
         # With subcommands (run=True) parser options are given per subcommand; without, for the one parser.
@@ -114,7 +150,7 @@ class CenterNetCLI(LightningCLI):
             super().__init__(
                 CenterNetModule,
                 CenterNetDataModule,
-                args=list(args) if args is not None else None,
+                args=args,
                 run=run,
                 parser_kwargs=parser_kwargs,
                 save_config_kwargs={"overwrite": True},

@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.trainer.states import TrainerFn
 
+import centernet.model.summary  # noqa: F401  (registers the FLOPs of deformable convolutions)
 from centernet.boxes import Letterbox
 from centernet.configs import as_options
 from centernet.distributed import deduplicate_by_image_id, gather_objects, is_distributed, scaled_learning_rate
@@ -126,6 +127,8 @@ class CenterNetModule(L.LightningModule):
         )
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
+        # Lightning's model summary runs this through the model to count FLOPs (it prints 0 without one).
+        self.example_input_array = torch.zeros(1, 3, image_size, image_size)
         self.evaluator = self.model.task.evaluator(self.class_names, self.category_ids, max_detections)
         self._nonfinite_in_a_row = 0
         self._skip_step = False
@@ -278,7 +281,10 @@ class CenterNetModule(L.LightningModule):
         self.last_val_metrics = dict(evaluation.metrics)
 
     def setup(self, stage: str) -> None:
-        """Load ``init_weights`` when a fit starts from scratch (a resumed fit restores its own weights)."""
+        """Adapt the logging interval to small epochs; load ``init_weights`` when a fit starts from scratch (a
+        resumed fit restores its own weights)."""
+        if stage == "fit":
+            self._log_at_least_once_per_epoch()
         path = self.hparams.get("init_weights")
         if stage != "fit" or not path or self.trainer.ckpt_path is not None:
             return
@@ -294,6 +300,16 @@ class CenterNetModule(L.LightningModule):
             )
         else:
             log.info("fine-tuning from %s: all weights loaded", path)
+
+    def _log_at_least_once_per_epoch(self) -> None:
+        """An epoch shorter than ``trainer.log_every_n_steps`` would log no training loss (and Lightning warns):
+        log every epoch-length steps instead."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or getattr(datamodule, "train_dataset", None) is None:
+            return
+        batches = len(datamodule.train_dataloader())
+        if 0 < batches < self.trainer.log_every_n_steps:
+            self.trainer.log_every_n_steps = batches
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[FORMAT_KEY] = CHECKPOINT_FORMAT
