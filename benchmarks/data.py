@@ -2,8 +2,9 @@
 
 The pipeline is what a training epoch runs: PNG decode + augmentation (the config's default pipeline, optionally
 with the mosaic) + collate in the DataLoader with 0, 1 and 2 worker processes, plus rendering the targets of
-each batch. The training step is forward + loss + backward + AdamW on the same batches' size with the demo's
-model. Target: the pipeline delivers at least 3x the training step's images/s with the workers available.
+each batch. The setup before it reads the annotations and checks every image (one decode each). The training step
+is forward + loss + backward + AdamW on the same batches' size with the demo's model. Target: the pipeline delivers
+at least 3x the training step's images/s with the workers available.
 Usage:
 
     python benchmarks/data.py                                        # the demo's setting: 128 px, batch 16
@@ -85,13 +86,16 @@ def main() -> None:
             batch_size=args.batch,
             mosaic=args.mosaic,
         )
-        dm.setup("fit")
+        start = time.perf_counter()
+        dm.setup("fit")  # reads the annotations and checks (decodes) every image
+        setup = (time.perf_counter() - start) / (args.images + 1)
         classes = dm.num_classes
         step = _train_step_images_per_second(next(iter(dm.train_dataloader())), classes, args.repeats)
         print(
             f"{args.images} images of {args.source_size} px -> {args.image_size} px, batch {args.batch}, "
             f"mosaic {args.mosaic}, torch threads {torch.get_num_threads()}"
         )
+        print(f"setup, the image check included: {setup * 1000:.2f} ms/image")
         print(f"training step (ResNet-18, lateral neck 128/64/64, channels-last): {step:.1f} images/s")
         for workers in args.workers:
             rate = _pipeline_images_per_second(dm, workers, args.batches, classes)

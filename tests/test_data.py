@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -354,11 +355,14 @@ def test_datamodule_coco_categories_paths_and_worker_seeds(tmp_path):
         CenterNetDataModule(dataset="coco", image_size=64)
     with pytest.raises(ValueError, match="multiple of 32"):
         CenterNetDataModule(dataset="shapes", image_size=48)
-    # Four entries of the same picture: two workers must still apply different random augmentations.
-    images = [(i, "same.png", 96, 96) for i in range(1, 5)]
+    # Four copies of the same picture: two workers must still apply different random augmentations. (Four entries
+    # of one file are an error: each would train the others' objects as background.)
+    images = [(i, f"same{i}.png", 96, 96) for i in range(1, 5)]
     image_dir, path = _write_coco(
         tmp_path, images, [{"image_id": i, "category_id": 7, "bbox": [8, 8, 40, 40]} for i in range(1, 5)]
     )
+    for i in range(2, 5):
+        shutil.copyfile(image_dir / "same1.png", image_dir / f"same{i}.png")
     dm = CenterNetDataModule(
         dataset="coco", train_annotations=str(path), image_size=64, batch_size=1, num_workers=2, color_jitter=0.0
     )

@@ -8,6 +8,7 @@ import pytest
 import torch
 from helpers import tiny_network
 
+from centernet.data.imagefile import ImageFileError
 from centernet.inference import Detector
 from centernet.inference.inputs import list_images, read_rgb
 
@@ -58,7 +59,7 @@ def test_paths_folders_and_bad_files(detector, tmp_path):
     assert len(detector.predict([tmp_path / "a.jpg", rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)])) == 2
     fake = tmp_path / "fake.jpg"
     fake.write_text("not a jpeg")
-    with pytest.raises(ValueError, match="fake.jpg"):
+    with pytest.raises(ImageFileError, match="fake.jpg: not an image file"):
         read_rgb(fake)
     with pytest.raises(ValueError, match="RGB uint8"):
         detector.predict(np.zeros((10, 10), dtype=np.uint8))

@@ -9,8 +9,11 @@ the validation policy of :mod:`centernet.data.validation`; an image without boxe
 from __future__ import annotations
 
 import json
+import math
 import mmap
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ import numpy as np
 
 from centernet.boxes import xywh_to_xyxy
 from centernet.data.dataset import DetectionDataset
-from centernet.data.records import DetectionSource, ImageRecord, Problems
+from centernet.data.records import DetectionSource, ImageRecord, Problems, leaves_folder
 from centernet.data.validation import InvalidImagePolicy, validate_source
 
 __all__ = ["CocoDetection", "parse_coco", "read_categories"]
@@ -47,15 +50,26 @@ def read_categories(annotation_file: str | Path) -> tuple[list[str], list[int]]:
     return _parse_categories(categories, path)
 
 
-def parse_coco(image_dir: str | Path, annotation_file: str | Path, problems: Problems) -> DetectionSource:
+def parse_coco(
+    image_dir: str | Path,
+    annotation_file: str | Path,
+    problems: Problems,
+    allow_images_outside_folder: bool = False,
+) -> DetectionSource:
     """Read a COCO json into records (no image is opened).
+
+    Every field read is type-checked; a malformed entry is an error naming the file and ``images[i]`` (with its id)
+    or the annotation id (``annotations[j]`` when it has none), and the entry is left out.
 
     Args:
         image_dir: Folder that holds the images (``file_name`` in the json is relative to it).
         annotation_file: COCO json with ``images``, ``annotations`` (``bbox`` = ``[x, y, w, h]`` in pixels) and
             ``categories``.
-        problems: Collects the errors (malformed entries, unknown category ids, annotations of unknown images),
-            each naming the file and the annotation id.
+        problems: Collects the errors: malformed entries, unknown category ids, annotations of unknown images, two
+            image entries with the same file (each copy would train the other's objects as background), and image
+            paths outside ``image_dir``.
+        allow_images_outside_folder: Accept a ``file_name`` that leaves ``image_dir`` (``../x.jpg``, an absolute
+            path), for datasets laid out that way.
 
     Returns:
         Records in image-id order: ``x1, y1, x2, y2`` pixel boxes as in the json (not yet clipped), the json's
@@ -72,48 +86,36 @@ def parse_coco(image_dir: str | Path, annotation_file: str | Path, problems: Pro
             raise ValueError(f"{annotation_file}: not a COCO detection json, no {key!r} list")
     class_names, category_ids = _parse_categories(dataset["categories"], annotation_file)
     label_of = {cid: label for label, cid in enumerate(category_ids)}
-    images: dict[int, dict[str, Any]] = {}
-    for i, info in enumerate(dataset["images"]):
-        image_id = info.get("id") if isinstance(info, dict) else None
-        if not isinstance(image_id, int) or not isinstance(info.get("file_name"), str):
-            problems.error(f"{annotation_file}: images[{i}]={info!r} needs an integer 'id' and a 'file_name'")
-        elif image_id in images:
-            problems.error(f"{annotation_file}: image id {image_id} appears twice")
-        else:
-            images[image_id] = info
-    per_image: dict[int, list[dict[str, Any]]] = {image_id: [] for image_id in images}
-    for ann in dataset["annotations"]:
-        where = f"annotation id={ann.get('id')}" if isinstance(ann, dict) else f"annotation {ann!r}"
-        if not isinstance(ann, dict) or ann.get("image_id") not in per_image:
-            image_id = ann.get("image_id") if isinstance(ann, dict) else None
-            problems.error(f"{annotation_file}: {where} refers to image_id={image_id!r}, which is not in 'images'")
-        elif ann.get("category_id") not in label_of:
+    images, broken = _read_images(dataset["images"], image_dir, annotation_file, problems, allow_images_outside_folder)
+    per_image: dict[int, list[_Annotation]] = {image_id: [] for image_id in images}
+    for j, entry in enumerate(dataset["annotations"]):
+        annotation = _read_annotation(j, entry, annotation_file, label_of, problems)
+        if annotation is None or annotation.image_id in broken:
+            continue  # malformed (reported), or of an image entry already reported
+        if annotation.image_id not in per_image:
             problems.error(
-                f"{annotation_file}: {where} has category_id={ann.get('category_id')!r}, not one of the "
-                f"categories {category_ids}"
+                f"{annotation_file}: {annotation.ref} refers to image_id={annotation.image_id}, which is not in "
+                "'images'"
             )
-        elif not _is_box(ann.get("bbox")):
-            problems.error(f"{annotation_file}: {where} has bbox={ann.get('bbox')!r}; expected [x, y, w, h] numbers")
-        else:
-            per_image[ann["image_id"]].append(ann)
+            continue
+        per_image[annotation.image_id].append(annotation)
     records = []
     for image_id in sorted(images):
-        info, anns = images[image_id], per_image[image_id]
-        xywh = np.array([ann["bbox"] for ann in anns], dtype=np.float64).reshape(-1, 4)
+        image, anns = images[image_id], per_image[image_id]
+        xywh = np.array([ann.bbox for ann in anns], dtype=np.float64).reshape(-1, 4)
         with np.errstate(invalid="ignore"):  # inf + -inf: NaN, dropped by the box policy
             xyxy = xywh_to_xyxy(xywh)
-        width, height = info.get("width"), info.get("height")
         records.append(
             ImageRecord(
-                path=image_dir / info["file_name"],
+                path=image.path,
                 image_id=image_id,
-                width=int(width) if isinstance(width, int) else None,
-                height=int(height) if isinstance(height, int) else None,
+                width=image.width,
+                height=image.height,
                 boxes=xyxy,
-                labels=np.array([label_of[ann["category_id"]] for ann in anns], dtype=np.int64),
-                iscrowd=np.array([int(bool(ann.get("iscrowd", 0))) for ann in anns], dtype=np.int64),
-                area=np.array([float(ann.get("area", "nan")) for ann in anns], dtype=np.float32),
-                refs=[f"annotation id={ann.get('id')}" for ann in anns],
+                labels=np.array([label_of[ann.category_id] for ann in anns], dtype=np.int64),
+                iscrowd=np.array([ann.iscrowd for ann in anns], dtype=np.int64),
+                area=np.array([ann.area for ann in anns], dtype=np.float32),
+                refs=[ann.ref for ann in anns],
                 source=annotation_file,
             )
         )
@@ -129,6 +131,7 @@ class CocoDetection(DetectionDataset):
             ``categories``.
         transform: See :class:`centernet.data.dataset.DetectionDataset`.
         invalid_images: ``"error"`` or ``"skip"`` unusable image files (see :mod:`centernet.data.validation`).
+        allow_images_outside_folder: Accept a ``file_name`` that leaves ``image_dir`` (see :func:`parse_coco`).
 
     Attributes:
         problems: What validation found (clipped and dropped boxes, skipped images).
@@ -140,16 +143,129 @@ class CocoDetection(DetectionDataset):
         annotation_file: str | Path,
         transform: Callable[..., dict[str, Any]] | None = None,
         invalid_images: InvalidImagePolicy = "error",
+        allow_images_outside_folder: bool = False,
     ) -> None:
         self.image_dir = Path(image_dir)
         self.annotation_file = Path(annotation_file)
         problems = Problems()
-        source = parse_coco(self.image_dir, self.annotation_file, problems)
+        source = parse_coco(self.image_dir, self.annotation_file, problems, allow_images_outside_folder)
         problems.raise_if_errors(source.description)
         source, problems = validate_source(source, invalid_images, problems)
         problems.raise_if_errors(source.description)
         self.problems = problems
         super().__init__(source, transform)
+
+
+@dataclass(frozen=True)
+class _Image:
+    path: Path
+    width: int | None
+    height: int | None
+
+
+@dataclass(frozen=True)
+class _Annotation:
+    ref: str  # "annotation id=7", or "annotations[3]" without an id
+    image_id: int
+    category_id: int
+    bbox: list[float]  # x, y, w, h pixels
+    iscrowd: int
+    area: float  # NaN if the json gives none: w * h of the validated box is used
+
+
+def _read_images(
+    entries: list[Any], image_dir: Path, path: Path, problems: Problems, allow_outside: bool
+) -> tuple[dict[int, _Image], set[int]]:
+    """The ``images`` list -> ``({id: image}, ids of entries with errors)``; errors name ``images[i]`` and the id."""
+    images: dict[int, _Image] = {}
+    broken: set[int] = set()
+    index_of: dict[int, int] = {}
+    owner: dict[str, int] = {}  # normalised image path -> id of the first entry with it
+    for i, info in enumerate(entries):
+        image_id = info.get("id") if isinstance(info, dict) else None
+        if not isinstance(info, dict) or not _is_integer(image_id):
+            problems.error(f"{path}: images[{i}]={_short(info)} needs an integer 'id' and a 'file_name'")
+            continue
+        if image_id in index_of:
+            problems.error(
+                f"{path}: images[{i}]: image id {image_id} appears twice (also in images[{index_of[image_id]}])"
+            )
+            images.pop(image_id, None)
+            broken.add(image_id)
+            continue
+        index_of[image_id] = i
+        file_name, size, errors = info.get("file_name"), {}, []
+        for key in ("width", "height"):
+            value = info.get(key)
+            size[key] = _pixels(value)
+            if value is not None and size[key] is None:
+                errors.append(f"has {key}={_short(value)}; expected a positive whole number of pixels (or no {key})")
+        if not isinstance(file_name, str) or not file_name.strip():
+            errors.append(f"has file_name={_short(file_name)}; expected the image's path in the image folder")
+        elif not allow_outside and leaves_folder(image_dir, file_name):
+            errors.append(
+                f"has file_name={file_name!r}, which is outside the image folder {image_dir} (set "
+                "allow_images_outside_folder to accept it)"
+            )
+        elif (first := owner.get(os.path.normpath(image_dir / file_name))) is not None:
+            errors.append(
+                f"has the same file_name {file_name!r} as image id {first}: each copy would train the other's "
+                "objects as background (merge the two entries into one)"
+            )
+        if errors:
+            problems.errors.extend(f"{path}: images[{i}] (id {image_id}) {error}" for error in errors)
+            broken.add(image_id)
+            continue
+        owner[os.path.normpath(image_dir / file_name)] = image_id
+        images[image_id] = _Image(image_dir / file_name, size["width"], size["height"])
+    return images, broken
+
+
+def _read_annotation(
+    j: int, entry: Any, path: Path, label_of: dict[int, int], problems: Problems
+) -> _Annotation | None:
+    """One entry of ``annotations``, type-checked; ``None`` (and an error naming the annotation) if malformed."""
+    if not isinstance(entry, dict):
+        problems.error(f"{path}: annotations[{j}]={_short(entry)} is not an object")
+        return None
+    ann_id = entry.get("id")
+    if ann_id is not None and not _is_integer(ann_id):
+        problems.error(f"{path}: annotations[{j}] has id={_short(ann_id)}; expected an integer")
+        return None
+    ref = f"annotation id={ann_id}" if ann_id is not None else f"annotations[{j}]"
+    image_id, category_id, bbox = entry.get("image_id"), entry.get("category_id"), entry.get("bbox")
+    area, iscrowd = entry.get("area", math.nan), entry.get("iscrowd", 0)
+    if not _is_integer(image_id):
+        message = f"has image_id={_short(image_id)}; expected the integer id of an image"
+    elif not _is_integer(category_id) or category_id not in label_of:
+        message = f"has category_id={_short(category_id)}, not one of the categories {list(label_of)}"
+    elif not _is_box(bbox):
+        message = f"has bbox={_short(bbox)}; expected [x, y, w, h] numbers"
+    elif not (_is_number(area) and (math.isnan(area) or 0 <= area < math.inf)):
+        message = f"has area={_short(area)}; expected a number of pixels >= 0 (or no area)"
+    elif not (isinstance(iscrowd, (int, float)) and iscrowd in (0, 1)):  # 0 / 1 / false / true
+        message = f"has iscrowd={_short(iscrowd)}; expected 0 or 1"
+    else:
+        return _Annotation(ref, image_id, category_id, [float(v) for v in bbox], int(iscrowd), float(area))
+    problems.error(f"{path}: {ref} {message}")
+    return None
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _pixels(value: Any) -> int | None:
+    """A positive whole number of pixels (``640`` or ``640.0``) as an int; ``None`` for anything else."""
+    if _is_number(value) and math.isfinite(value) and value >= 1 and value == int(value):
+        return int(value)
+    return None
+
+
+def _short(value: Any) -> str:
+    """``repr`` for messages, shortened: a malformed entry may hold a whole list."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def _is_box(box: Any) -> bool:

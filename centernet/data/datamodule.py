@@ -70,6 +70,8 @@ class CenterNetDataModule(L.LightningDataModule):
         min_visibility: A training box keeping less than this fraction of its area after a crop is dropped.
         mosaic: Probability of a 4-image mosaic for a training sample (0 disables it); see
             :mod:`centernet.data.mosaic`.
+        allow_images_outside_folder: Accept image paths in COCO ``file_name`` / VOC ``<filename>`` that leave the
+            image folder (``../x.jpg``, absolute paths); by default they are errors naming the annotation file.
 
     Attributes:
         num_classes: Number of categories C (labels are 0..C-1).
@@ -107,6 +109,7 @@ class CenterNetDataModule(L.LightningDataModule):
         augmentations: list[dict[str, Any]] | None = None,
         min_visibility: float = 0.3,
         mosaic: float = 0.0,
+        allow_images_outside_folder: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -131,6 +134,7 @@ class CenterNetDataModule(L.LightningDataModule):
         self.shapes_image_size = shapes_image_size
         self.seed = seed
         self.invalid_images = invalid_images
+        self.allow_images_outside_folder = allow_images_outside_folder
         # Build the transforms now: they validate image_size and the augmentation settings at construction.
         if augmentations is None:
             self.train_transform = build_train_transform(
@@ -202,10 +206,10 @@ class CenterNetDataModule(L.LightningDataModule):
             source = parse_yolo(self.yolo, split, problems)
         elif self.dataset == "voc":
             images, annotations = self._require(split)
-            source = parse_voc(images, annotations, self.class_names, problems)
+            source = parse_voc(images, annotations, self.class_names, problems, self.allow_images_outside_folder)
         else:
             images, annotations = self._require(split)
-            source = parse_coco(images, annotations, problems)
+            source = parse_coco(images, annotations, problems, self.allow_images_outside_folder)
         self._check_label_map(source)
         return validate_source(source, self.invalid_images, problems)
 
@@ -285,7 +289,13 @@ class CenterNetDataModule(L.LightningDataModule):
         """Read and validate a split; raises one error listing every problem (each naming its file)."""
         if self.dataset in ("coco", "shapes"):
             images, annotations = self._require(split)
-            dataset = CocoDetection(images, annotations, transform=transform, invalid_images=self.invalid_images)
+            dataset = CocoDetection(
+                images,
+                annotations,
+                transform=transform,
+                invalid_images=self.invalid_images,
+                allow_images_outside_folder=self.allow_images_outside_folder,
+            )
             self._check_label_map(dataset.source)
             dataset.mosaic = mosaic
             problems = dataset.problems

@@ -7,16 +7,22 @@ image files and applying the box policy is :func:`centernet.data.validation.vali
 
 Coordinates: ``boxes`` are ``x1, y1, x2, y2`` in pixels of the stored image (EXIF orientation ignored), or,
 while ``normalized`` is True (YOLO before its images are measured), ``cx, cy, w, h`` relative to the image.
+
+Two helpers shared by the parsers: :func:`read_annotation_text` (a text file whose decoding errors name it) and
+:func:`leaves_folder` (an image path from an annotation that points outside the image folder).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DatasetError", "DetectionSource", "ImageRecord", "Problems"]
+from centernet.errors import InputError
+
+__all__ = ["DatasetError", "DetectionSource", "ImageRecord", "Problems", "leaves_folder", "read_annotation_text"]
 
 
 @dataclass
@@ -80,7 +86,7 @@ class DetectionSource:
         return sum(len(r) for r in self.records)
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError, ValueError):
     """Errors found in a dataset; the message lists them (each names its file), ``errors`` holds all of them."""
 
     def __init__(self, description: str, errors: list[str]) -> None:
@@ -118,3 +124,26 @@ class Problems:
     def raise_if_errors(self, description: str) -> None:
         if self.errors:
             raise DatasetError(description, self.errors)
+
+
+def read_annotation_text(path: Path) -> str:
+    """The text of an annotation file (label file, image list) in UTF-8, with or without a byte-order mark.
+
+    Raises:
+        ValueError: The file is not UTF-8 text (e.g. a binary file saved under a ``.txt`` name); the message names
+            it and the offending byte.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from err
+
+
+def leaves_folder(image_dir: Path, file_name: str) -> bool:
+    """True if ``image_dir / file_name`` lies outside ``image_dir``: an absolute path, or ``..`` leading out.
+
+    Judged on the names alone (``os.path.normpath``), so that a symbolic link inside the folder may point anywhere.
+    """
+    folder = Path(os.path.normpath(image_dir))
+    joined = Path(os.path.normpath(image_dir / file_name))
+    return joined == folder or not joined.is_relative_to(folder)

@@ -9,6 +9,8 @@
   a mismatch is treated like an unusable file (error, or skipped). EXIF orientation is ignored (see
   :mod:`centernet.data.imagefile`); when the recorded size is the rotated one, the message says so.
 - Unknown classes are errors raised by the parsers, which know the file and line.
+- A split without images is an error naming its annotation file: nothing would be trained or validated (training
+  would end at once with "no training batches"). So is a split whose every image was skipped as unusable.
 
 Images are checked in a thread pool (the checks are I/O and decoding, which release the GIL).
 """
@@ -54,7 +56,7 @@ def validate_source(
     Returns:
         ``(validated, problems)``: records with decoded sizes, ``x1, y1, x2, y2`` pixel boxes clipped to the
         image, dropped boxes removed, skipped images left out; the caller decides what to do with
-        ``problems.errors`` (see :meth:`Problems.raise_if_errors`).
+        ``problems.errors`` (see :meth:`Problems.raise_if_errors`), which include an empty split.
     """
     if invalid_images not in ("error", "skip"):
         raise ValueError(f"invalid_images must be 'error' or 'skip', got {invalid_images!r}")
@@ -78,6 +80,13 @@ def validate_source(
             problems.skipped.append(message)
         else:
             problems.error(message)
+    if not source.records:
+        problems.error(f"{source.description}: no images (the split is empty)")
+    elif not records and invalid_images == "skip":
+        problems.error(
+            f"{source.description}: no usable images: all {len(source.records)} were skipped as unusable "
+            "(invalid_images: skip; see the skipped images)"
+        )
     _warn(problems.dropped[first_dropped:], source.description)
     if problems.skipped:
         warnings.warn(

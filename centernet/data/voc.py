@@ -15,6 +15,10 @@ Conventions:
   discovered: the sorted set of all names in the annotation folders. Category ids are ``1..C`` in the order of
   the class names.
 - ``difficult`` objects are training targets like any other (nothing valid is dropped).
+- ``<filename>`` must stay inside the image folder (no ``..`` leading out, no absolute path) unless
+  ``allow_images_outside_folder`` is set.
+- The XML is read with ``defusedxml``: a file that declares entities (e.g. the exponential "billion laughs"
+  expansion) or references external ones is refused with an error naming it, whatever the installed expat's limits.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import defusedxml
+import defusedxml.ElementTree
 import numpy as np
 
-from centernet.data.records import DetectionSource, ImageRecord, Problems
+from centernet.data.records import DetectionSource, ImageRecord, Problems, leaves_folder, read_annotation_text
 
 __all__ = ["discover_voc_classes", "parse_voc"]
 
@@ -37,11 +43,15 @@ def discover_voc_classes(annotation_dirs: Iterable[str | Path]) -> list[str]:
     """The sorted set of object names in the XML files of the given folders.
 
     Raises:
-        ValueError: An XML file cannot be parsed (the message names it), or no object is found.
+        ValueError: An XML file cannot be parsed or is refused (the message names it), there is no XML file, or no
+            object is found.
     """
     names: set[str] = set()
     folders = [Path(folder) for folder in annotation_dirs]
-    for xml_path in (p for folder in folders for p in _xml_files(folder)):
+    xml_paths = [p for folder in folders for p in _xml_files(folder)]
+    if not xml_paths:
+        raise ValueError(f"no XML files in {', '.join(map(str, folders))} (the dataset is empty)")
+    for xml_path in xml_paths:
         root = _parse_xml(xml_path)
         names.update((obj.findtext("name") or "").strip() for obj in root.iter("object"))
     names.discard("")
@@ -51,7 +61,11 @@ def discover_voc_classes(annotation_dirs: Iterable[str | Path]) -> list[str]:
 
 
 def parse_voc(
-    image_dir: str | Path, annotation_dir: str | Path, class_names: Sequence[str], problems: Problems
+    image_dir: str | Path,
+    annotation_dir: str | Path,
+    class_names: Sequence[str],
+    problems: Problems,
+    allow_images_outside_folder: bool = False,
 ) -> DetectionSource:
     """Read a folder of VOC XML files into records (no image is opened).
 
@@ -59,7 +73,10 @@ def parse_voc(
         image_dir: Folder of the images.
         annotation_dir: Folder of the ``*.xml`` files, one per image, or a VOC image-set ``.txt`` list.
         class_names: The classes, in label order (category id = label + 1).
-        problems: Collects the errors (unparsable XML, missing fields, unknown names), each naming the file.
+        problems: Collects the errors (unparsable or refused XML, missing fields, unknown names, an image path
+            outside ``image_dir``), each naming the XML file.
+        allow_images_outside_folder: Accept a ``<filename>`` that leaves ``image_dir`` (``../x.jpg``, an absolute
+            path), for datasets laid out that way.
 
     Returns:
         Records sorted by XML file name (in list order for an image-set list); ``image_id`` is the 1-based
@@ -92,7 +109,14 @@ def parse_voc(
             boxes.append(coordinates)
             labels.append(label_of[name])
             refs.append(f"object {k}")
-        image_path = _image_path(root, xml_path, image_dir)
+        file_name = (root.findtext("filename") or "").strip()
+        if file_name and not allow_images_outside_folder and leaves_folder(image_dir, file_name):
+            problems.error(
+                f"{xml_path}: <filename> {file_name!r} is outside the image folder {image_dir} (set "
+                "allow_images_outside_folder to accept it)"
+            )
+            continue
+        image_path = _image_path(file_name, xml_path, image_dir)
         if image_path is None:
             problems.error(f"{xml_path}: no <filename>, and no image named {xml_path.stem}.* in {image_dir}")
             continue
@@ -122,7 +146,7 @@ def _xml_files(path: Path) -> list[Path]:
     if path.is_file() and path.suffix == ".txt":
         # <root>/ImageSets/Main/train.txt lists image ids; their XML files are <root>/Annotations/<id>.xml.
         folder = path.parents[2] / "Annotations" if len(path.parents) > 2 else path.parent
-        ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+        ids = [line.split()[0] for line in read_annotation_text(path).splitlines() if line.strip()]
         files = [folder / f"{image_id}.xml" for image_id in ids]
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
@@ -132,23 +156,27 @@ def _xml_files(path: Path) -> list[Path]:
 
 
 def _parse_xml(path: Path) -> ET.Element:
+    """Parse with defusedxml (see the module docstring); errors name the file."""
     try:
-        return ET.parse(path).getroot()
-    except ET.ParseError as err:
+        return defusedxml.ElementTree.parse(path).getroot()
+    except ET.ParseError as err:  # also bytes that are not in the declared encoding
         raise ValueError(f"{path}: not valid XML ({err})") from err
+    except defusedxml.DefusedXmlException as err:
+        raise ValueError(
+            f"{path}: refused XML ({err!r}): annotation files may not declare entities or reference external ones"
+        ) from err
 
 
 def _size(root: ET.Element, key: str) -> int | None:
     text = root.findtext(f"size/{key}")
     try:
         value = int(float(text)) if text is not None else 0
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, NaN, inf
         value = 0
     return value if value > 0 else None  # some tools write 0: the decoded size is used
 
 
-def _image_path(root: ET.Element, xml_path: Path, image_dir: Path) -> Path | None:
-    file_name = (root.findtext("filename") or "").strip()
+def _image_path(file_name: str, xml_path: Path, image_dir: Path) -> Path | None:
     if file_name:
         return image_dir / file_name
     for extension in _IMAGE_EXTENSIONS:

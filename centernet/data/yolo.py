@@ -13,7 +13,8 @@ polygon ``class x1 y1 x2 y2 ...`` (its bounding box is used). A missing label fi
 A label file in a ``labels`` folder without its image is an error (its boxes would be lost).
 
 The category ids are the YOLO class indices (the keys of ``names``); labels are their positions in sorted order.
-An unknown class index, or a malformed line, is an error naming the file and the line.
+An unknown class index, or a malformed line, is an error naming the file and the line. Label files and image lists
+are read as UTF-8 (a byte-order mark is allowed); a file that is not UTF-8 text is an error naming it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 import yaml
 
 from centernet.boxes import xyxy_to_cxcywh
-from centernet.data.records import DetectionSource, ImageRecord, Problems
+from centernet.data.records import DetectionSource, ImageRecord, Problems, read_annotation_text
 
 __all__ = ["YoloData", "label_path", "parse_yolo", "read_yolo_yaml"]
 
@@ -57,7 +58,7 @@ def read_yolo_yaml(path: str | Path) -> YoloData:
     if not path.is_file():
         raise FileNotFoundError(f"YOLO dataset YAML not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_annotation_text(path))
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({err})") from err
     if not isinstance(data, dict):
@@ -140,7 +141,7 @@ def _list_images(data: YoloData, split: str, problems: Problems) -> list[Path]:
             images += found
             _check_orphan_labels(entry, set(found), problems)
         elif entry.is_file() and entry.suffix == ".txt":
-            for line in entry.read_text().splitlines():
+            for line in read_annotation_text(entry).splitlines():
                 line = line.strip()
                 if line:
                     image = Path(line)
@@ -167,7 +168,12 @@ def _read_labels(
     boxes, labels, refs = [], [], []
     if not path.is_file():
         return boxes, labels, refs  # no label file: an image without objects
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = read_annotation_text(path)
+    except ValueError as err:
+        problems.error(str(err))
+        return boxes, labels, refs
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

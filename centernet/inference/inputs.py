@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import torch
 
+from centernet.data.imagefile import check_image_pixels, decode_rgb, read_image_size
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
@@ -35,12 +37,18 @@ _GLOB_CHARS = set("*?[")
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as (H, W, 3) RGB uint8; raises ``ValueError`` naming the file if it cannot be decoded."""
-    # EXIF orientation is ignored, as in training (centernet.data.imagefile): boxes refer to the stored pixels.
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if image is None:
-        raise ValueError(f"{path}: cannot read this file as an image (missing, empty, truncated or not an image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """Read an image file as (H, W, 3) RGB uint8, refusing one above the pixel limit before decoding it.
+
+    The limit is training's (``CENTERNET_MAX_IMAGE_PIXELS``, see :mod:`centernet.data.imagefile`), so a small file
+    that declares a huge size cannot exhaust the memory. EXIF orientation is ignored, as in training: boxes refer to
+    the stored pixels.
+
+    Raises:
+        ImageFileError: Missing, not an image, above the pixel limit, or undecodable; the message names the file.
+    """
+    width, height = read_image_size(path)
+    check_image_pixels(path, width, height)
+    return decode_rgb(path)
 
 
 def list_images(source: str | Path) -> list[Path]:

@@ -1,8 +1,10 @@
-"""Write the same small detection dataset as COCO json, Pascal VOC XML or YOLO txt (test helpers)."""
+"""Write the same small detection dataset as COCO json, Pascal VOC XML or YOLO txt, and cut image files (test
+helpers)."""
 
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,3 +92,31 @@ def write_yolo(root: Path, splits: dict[str, list[Item]], class_names: list[str]
     path = root / "data.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def cut_png_image_data(path: Path) -> None:
+    """Keep the first half of a PNG's image data (IDAT) in well-formed chunks with valid CRCs, and its IEND chunk.
+
+    An end marker check passes such a file; decoding it fails ("not enough image data").
+    """
+    data = path.read_bytes()
+    chunks, position = [], 8
+    while position < len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        chunks.append((data[position + 4 : position + 8], data[position : position + 12 + length]))
+        position += 12 + length
+    pixels = b"".join(chunk[8:-4] for kind, chunk in chunks if kind == b"IDAT")
+    pixels = pixels[: len(pixels) // 2]
+    idat = b"IDAT" + pixels
+    cut = len(pixels).to_bytes(4, "big") + idat + zlib.crc32(idat).to_bytes(4, "big")
+    before = b"".join(chunk for kind, chunk in chunks if kind not in (b"IDAT", b"IEND"))
+    path.write_bytes(data[:8] + before + cut + chunks[-1][1])
+
+
+def cut_jpeg_keeping_eoi(path: Path, keep: float = 0.5) -> None:
+    """Keep the first ``keep`` of a JPEG file and re-append its end-of-image marker (``FF D9``), as repair tools do.
+
+    libjpeg decodes such a file without an error, grey from the cut onwards.
+    """
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)] + b"\xff\xd9")
