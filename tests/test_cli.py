@@ -17,6 +17,8 @@ from centernet.errors import PretrainedWeightsError
 from centernet.model.checkpoint import CheckpointError
 from centernet.training.cli import CenterNetCLI
 
+FIXTURES = Path(__file__).parent / "fixtures"
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -100,6 +102,24 @@ def test_unknown_config_keys_are_errors(tmp_path, capsys):
         CenterNetCLI(args=["fit", "--config", str(config)])
     captured = capsys.readouterr()
     assert "backbone_name" in captured.err + captured.out
+
+
+@pytest.mark.parametrize("command", ["fit", "validate", "info", "data check"])
+def test_a_yaml_syntax_error_is_a_short_message_naming_the_line(command, tmp_path, capsys, monkeypatch):
+    from centernet.cli.main import console_main
+
+    config = tmp_path / "broken.yaml"
+    config.write_text("data:\n  dataset: [coco\n")
+    argv = ["centernet", *command.split(), "--config", str(config)]
+    if command == "validate":
+        argv += ["--checkpoint", str(FIXTURES / "v1" / "tiny_size_head.ckpt")]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        console_main()
+    assert exit_info.value.code in (1, 2)
+    err = capsys.readouterr().err
+    assert "did not find expected ',' or ']'" in err and "line 2, column 12" in err
+    assert "Traceback" not in err and len(err.splitlines()) <= 6, err
 
 
 def test_cli_without_subcommand_reads_the_base_config(monkeypatch):

@@ -212,3 +212,31 @@ def test_swapped_class_names_under_the_same_ids_are_refused(tiny_checkpoint, own
         ValueError, match=r"names categories differently from the model: id 1: 'square' \(model: 'circle'\)"
     ):
         main(["validate", "--checkpoint", tiny_checkpoint, "--images", str(images), "--annotations", str(swapped)])
+
+
+def test_a_box_validate_drops_is_not_scored_and_an_empty_split_is_an_error(
+    tiny_checkpoint, own_detections_set, tmp_path
+):
+    images, annotations = own_detections_set
+    dataset = json.loads(annotations.read_text())
+    with_degenerate = copy.deepcopy(dataset)
+    with_degenerate["annotations"].append(
+        {"id": 999, "image_id": 100, "category_id": 1, "bbox": [5.0, 5.0, 0.0, 12.0], "area": 0.0, "iscrowd": 0}
+    )  # zero width: dropped with a warning naming it, so it must not count as a missed object either
+    degenerate = tmp_path / "degenerate.json"
+    degenerate.write_text(json.dumps(with_degenerate))
+    numbers = []
+    for name, path in (("clean", annotations), ("degenerate", degenerate)):
+        out = tmp_path / name
+        with pytest.warns(UserWarning, match="annotation id=999") if name == "degenerate" else contextlib.nullcontext():
+            main(["validate", "--checkpoint", tiny_checkpoint, "--images", str(images), "--annotations", str(path),
+                  "--output", str(out)])  # fmt: skip
+        numbers.append(json.loads((out / "metrics.json").read_text()))
+    assert [numbers[1][name] for name in COCO_METRIC_NAMES] == [numbers[0][name] for name in COCO_METRIC_NAMES]
+    assert numbers[0]["map_50"] > 0.3
+
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({**dataset, "images": [], "annotations": []}))
+    with pytest.raises(ValueError, match=r"empty.json: no images \(the split is empty\)"):
+        main(["validate", "--checkpoint", tiny_checkpoint, "--images", str(images), "--annotations", str(empty),
+              "--output", str(tmp_path / "e")])  # fmt: skip

@@ -160,6 +160,13 @@ class CenterNetCLI(LightningCLI):
                 **kwargs,
             )
 
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """The parser of each command, with a one-line usage: on an error (a YAML syntax error, an unknown key)
+        the message is what a user needs, not the hundred option names that ``--help`` lists."""
+        parser = super().init_parser(**kwargs)
+        parser.format_usage = lambda: f"usage: {parser.prog} [--config CONFIG] [options]\n"
+        return parser
+
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         # `predict` is our own command (images in, drawings and COCO json out), not Lightning's predict loop.
