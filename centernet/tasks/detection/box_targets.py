@@ -19,6 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from centernet.boxes import cxcywh_to_xyxy, relative_to_absolute
 from centernet.tasks.detection.targets import _gaussian_profile
 
 __all__ = ["BoxTargets", "render_box_targets"]
@@ -70,14 +71,12 @@ def render_box_targets(
     num_images, num_rows, _ = bboxes.shape
     out_h, out_w = output_size
     valid = mask > 0  # (N, D)
-    boxes = torch.where(valid.unsqueeze(-1), bboxes.float(), 0.0)
-    centre_x, centre_y = boxes[..., 0] * out_w, boxes[..., 1] * out_h  # (N, D) output cells
-    width, height = boxes[..., 2] * out_w, boxes[..., 3] * out_h
+    relative = torch.where(valid.unsqueeze(-1), bboxes.float(), 0.0)
+    boxes = relative_to_absolute(relative, (out_h, out_w))  # (N, D, 4) cx, cy, w, h in output cells
+    centre_x, centre_y, width, height = boxes.unbind(-1)  # (N, D) each
     cell_x = centre_x.floor().clamp(0, out_w - 1)
     cell_y = centre_y.floor().clamp(0, out_h - 1)
-    corners = torch.stack(
-        [centre_x - width / 2, centre_y - height / 2, centre_x + width / 2, centre_y + height / 2], dim=-1
-    )  # (N, D, 4) xyxy in output cells
+    corners = cxcywh_to_xyxy(boxes)  # (N, D, 4) xyxy in output cells
 
     if sampling == "gaussian":
         radius_x = (gaussian_extent * width / 2).floor().clamp(min=0)
