@@ -46,7 +46,7 @@ def test_encode_decode_round_trip():
     bboxes, labels, mask, (height, width) = _round_trip_batch()
     num_images, num_rows = mask.shape
     out_h, out_w = height // STRIDE, width // STRIDE
-    targets = render_targets(bboxes, labels, mask, 3, (out_h, out_w), stride=STRIDE)
+    targets = render_targets(bboxes, labels, mask, 3, (out_h, out_w))
 
     # Dense size / offset maps holding the targets at their cells; when objects share a cell, the last row
     # written wins, as a network can only predict one box per cell.

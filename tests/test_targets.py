@@ -9,8 +9,6 @@ import torch
 
 from centernet.tasks.detection.targets import cornernet_radius, render_targets
 
-STRIDE = 4
-
 
 def _relative_box(centre_cells: tuple[float, float], size_cells: tuple[float, float], output_size: tuple[int, int]):
     """Relative cxcywh of a box given its centre and size in output cells."""
@@ -21,9 +19,7 @@ def _relative_box(centre_cells: tuple[float, float], size_cells: tuple[float, fl
 
 def _render_one(box, label=0, num_classes=1, output_size=(16, 16), **kwargs):
     bboxes = torch.tensor([[box]], dtype=torch.float32)
-    return render_targets(
-        bboxes, torch.tensor([[label]]), torch.ones(1, 1), num_classes, output_size, stride=STRIDE, **kwargs
-    )
+    return render_targets(bboxes, torch.tensor([[label]]), torch.ones(1, 1), num_classes, output_size, **kwargs)
 
 
 def _naive_targets(bboxes, labels, mask, num_classes, output_size, gaussian, gaussian_extent=0.54, min_overlap=0.7):
@@ -174,7 +170,7 @@ def test_vectorised_matches_naive_reference(gaussian):
     generator = torch.Generator().manual_seed(0)
     output_size = (24, 32)  # a 96 x 128 image
     bboxes, labels, mask = _random_batch(generator, output_size=output_size)
-    targets = render_targets(bboxes, labels, mask, 3, output_size, stride=STRIDE, gaussian=gaussian)
+    targets = render_targets(bboxes, labels, mask, 3, output_size, gaussian=gaussian)
     heatmap, indices, size, offset = _naive_targets(bboxes, labels, mask, 3, output_size, gaussian)
     assert targets.heatmap.dtype == torch.float32
     assert (targets.heatmap > 0).sum() > 100  # the comparison covers real Gaussians

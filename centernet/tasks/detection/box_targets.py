@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from centernet.boxes import cxcywh_to_xyxy, relative_to_absolute
-from centernet.tasks.detection.targets import _gaussian_profile
+from centernet.tasks.detection.targets import _gaussian_profile, ttfnet_radii
 
 __all__ = ["BoxTargets", "render_box_targets"]
 
@@ -79,8 +79,7 @@ def render_box_targets(
     corners = cxcywh_to_xyxy(boxes)  # (N, D, 4) xyxy in output cells
 
     if sampling == "gaussian":
-        radius_x = (gaussian_extent * width / 2).floor().clamp(min=0)
-        radius_y = (gaussian_extent * height / 2).floor().clamp(min=0)
+        radius_x, radius_y = ttfnet_radii(width, height, gaussian_extent)
         profile_y = _gaussian_profile(cell_y, radius_y, out_h)  # (N, D, Ho)
         profile_x = _gaussian_profile(cell_x, radius_x, out_w)  # (N, D, Wo)
     else:

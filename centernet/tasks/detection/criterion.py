@@ -70,7 +70,7 @@ class CenterNetCriterion(nn.Module):
             weighted sum (the value to backpropagate).
         """
         heatmap = outputs["heatmap"]
-        targets = heatmap_targets(heatmap, batch, self.num_classes, self.stride, self.options)
+        targets = heatmap_targets(heatmap, batch, self.num_classes, self.options)
         losses = {
             # Under DDP: the objects of the global batch (averaged per rank), as DETR and torchvision do.
             "heatmap": focal_loss_with_logits(heatmap, targets.heatmap, global_mean_count(targets.mask.sum())),
@@ -82,7 +82,7 @@ class CenterNetCriterion(nn.Module):
 
 
 def heatmap_targets(
-    heatmap: Tensor, batch: Mapping[str, Tensor], num_classes: int, stride: int, options: DetectionLossConfig
+    heatmap: Tensor, batch: Mapping[str, Tensor], num_classes: int, options: DetectionLossConfig
 ) -> CenterNetTargets:
     """Ground truth for a predicted heatmap (N, C, Ho, Wo), rendered without gradients at its size.
 
@@ -101,7 +101,6 @@ def heatmap_targets(
             batch["mask"],
             num_classes,
             (out_h, out_w),
-            stride=stride,
             gaussian=options.gaussian,
             gaussian_extent=options.gaussian_extent,
             min_overlap=options.min_overlap,

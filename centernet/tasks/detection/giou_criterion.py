@@ -67,7 +67,7 @@ class GIoUCriterion(nn.Module):
         """
         heatmap = outputs["heatmap"]
         out_h, out_w = heatmap.shape[-2:]
-        targets = heatmap_targets(heatmap, batch, self.num_classes, self.stride, self.options)
+        targets = heatmap_targets(heatmap, batch, self.num_classes, self.options)
         with torch.no_grad():
             box_targets = render_box_targets(
                 batch["bboxes"],

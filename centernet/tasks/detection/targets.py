@@ -17,6 +17,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from centernet.boxes import relative_to_absolute
+
 __all__ = ["CenterNetTargets", "cornernet_radius", "render_targets"]
 
 
@@ -82,6 +84,13 @@ def cornernet_radius(height: Tensor, width: Tensor, min_overlap: float = 0.7) ->
     return torch.minimum(torch.minimum(r1, r2), r3)
 
 
+def ttfnet_radii(width: Tensor, height: Tensor, gaussian_extent: float) -> tuple[Tensor, Tensor]:
+    """TTFNet's elliptical radii in cells, ``floor(gaussian_extent * side / 2)`` per axis, for sizes in cells."""
+    radius_x = (gaussian_extent * width / 2).floor().clamp(min=0)
+    radius_y = (gaussian_extent * height / 2).floor().clamp(min=0)
+    return radius_x, radius_y
+
+
 def _gaussian_profile(centre: Tensor, radius: Tensor, length: int) -> Tensor:
     """Truncated 1-D Gaussian ``exp(-d^2 / (2 sigma^2))`` for ``|d| <= radius``, 0 elsewhere.
 
@@ -138,7 +147,6 @@ def render_targets(
     mask: Tensor,
     num_classes: int,
     output_size: tuple[int, int],
-    stride: int = 4,
     gaussian: str = "ttfnet",
     gaussian_extent: float = 0.54,
     min_overlap: float = 0.7,
@@ -160,12 +168,11 @@ def render_targets(
     Padding rows (``mask == 0``) contribute nothing.
 
     Args:
-        bboxes: (N, D, 4) cx, cy, w, h relative to the input image size (H, W) = (Ho * stride, Wo * stride).
+        bboxes: (N, D, 4) cx, cy, w, h relative to the input image, which the output maps cover at stride R.
         labels: (N, D) int64 class indices in [0, num_classes); ignored for padding rows.
         mask: (N, D) 1 for a real box, 0 for a padding row.
         num_classes: number of heatmap channels C.
         output_size: (Ho, Wo) of the output maps.
-        stride: output stride R of the model.
         gaussian: ``"ttfnet"`` or ``"cornernet"``.
         gaussian_extent: TTFNet radius as a fraction of half the box side, TTFNet's alpha (only for ``"ttfnet"``).
         min_overlap: CornerNet IoU threshold (only for ``"cornernet"``).
@@ -186,10 +193,8 @@ def render_targets(
     _check_labels(labels, valid, num_classes)
 
     # Box geometry in output cells (N, D each); padding rows are zeroed so that NaNs cannot leak in.
-    boxes = torch.where(valid.unsqueeze(-1), bboxes.float(), 0.0)
-    in_h, in_w = out_h * stride, out_w * stride
-    centre_x, centre_y = boxes[..., 0] * in_w / stride, boxes[..., 1] * in_h / stride
-    width, height = boxes[..., 2] * in_w / stride, boxes[..., 3] * in_h / stride
+    relative = torch.where(valid.unsqueeze(-1), bboxes.float(), 0.0)
+    centre_x, centre_y, width, height = relative_to_absolute(relative, (out_h, out_w)).unbind(-1)
     cell_x = centre_x.floor().clamp(0, out_w - 1)
     cell_y = centre_y.floor().clamp(0, out_h - 1)
 
@@ -198,8 +203,7 @@ def render_targets(
     offset = torch.where(valid.unsqueeze(-1), torch.stack([centre_x - cell_x, centre_y - cell_y], dim=-1), 0.0)
 
     if gaussian == "ttfnet":
-        radius_x = (gaussian_extent * width / 2).floor().clamp(min=0)
-        radius_y = (gaussian_extent * height / 2).floor().clamp(min=0)
+        radius_x, radius_y = ttfnet_radii(width, height, gaussian_extent)
     else:
         radius_x = cornernet_radius(height, width, min_overlap).floor().clamp(min=0)
         radius_y = radius_x
