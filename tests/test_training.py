@@ -97,3 +97,13 @@ def test_gradient_clipping_under_mixed_precision_uses_foreach_adamw(shapes_root)
     module, _ = _memory_format_after_one_step(shapes_root, precision="bf16-mixed", gradient_clip_val=1.0)
     optimizer = module.trainer.optimizers[0]
     assert optimizer.defaults["foreach"] and not optimizer.defaults["fused"]
+
+
+@pytest.mark.slow
+def test_compiled_fit_trains_and_keeps_checkpoint_keys(shapes_root):
+    module, _ = _memory_format_after_one_step(shapes_root, channels_last=None)
+    keys = set(module.state_dict())
+    data = tiny_shapes_data(shapes_root, batch_size=4)
+    compiled = tiny_module(data, compile=True)
+    _trainer(2, [], limit_val_batches=0).fit(compiled, datamodule=data)
+    assert compiled.hparams.compile and set(compiled.state_dict()) == keys

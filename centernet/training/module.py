@@ -47,8 +47,9 @@ def default_channels_last(device: torch.device) -> bool:
     """Whether training on ``device`` is faster in channels-last memory, as measured (``channels_last=None``).
 
     On the CPU, oneDNN's convolutions (forward and backward) are faster on NHWC tensors: a ResNet-18 CenterNet
-    step at batch 8, 512 px was ~1.3x faster than in NCHW on a 2-core CPU. On GPUs it depends on precision and
-    tensor cores and has not been measured here, so they keep NCHW; ``channels_last: true`` forces it.
+    step at batch 8, 512 px took 1/1.54 of the NCHW time on a 2-core CPU (paired, IQR 1.38-1.67). On GPUs it
+    depends on precision and tensor cores and has not been measured here, so they keep NCHW;
+    ``channels_last: true`` forces it.
     """
     return device.type == "cpu"
 
@@ -71,8 +72,12 @@ class CenterNetModule(L.LightningModule):
         optimizer: AdamW and its learning-rate schedule.
         channels_last: Keep weights, images and heatmap targets in the channels-last (NHWC) memory format.
             ``None`` decides in :meth:`setup` with :func:`default_channels_last`: on the CPU, where oneDNN's
-            convolutions make a training step ~1.3x faster (``benchmarks/train_levers.py``); NCHW on other
+            convolutions make a training step ~1.5x faster (``benchmarks/train_levers.py``); NCHW on other
             devices until measured there. Results are unchanged either way.
+        compile: Compile the network with ``torch.compile`` when a fit starts. Off by default: on a 2-core CPU
+            the steady-state step was 1.35x faster (``benchmarks/train_levers.py --levers compile``), but the first
+            step pays about a minute of compilation and the last, smaller batch and validation each recompile, so
+            it pays only on long runs. Results are unchanged within float rounding; checkpoints keep their keys.
         init_weights: Checkpoint to fine-tune from (a ``centernet fit`` checkpoint, its EMA weights if it has
             them, or a saved ``CenterNet.state_dict()``). Loaded when a fit starts without ``ckpt_path``. A
             different number of classes re-initialises the head's class layer (and says so); any other
@@ -95,6 +100,7 @@ class CenterNetModule(L.LightningModule):
         max_detections: int = 100,
         optimizer: OptimizerConfig = OptimizerConfig(),
         channels_last: bool | None = None,
+        compile: bool = False,
         init_weights: str | None = None,
         max_nonfinite_steps: int = 10,
     ) -> None:
@@ -123,6 +129,7 @@ class CenterNetModule(L.LightningModule):
                 **{name: dataclasses.asdict(options) for name, options in groups.items()},
                 "max_detections": max_detections,
                 "channels_last": channels_last,
+                "compile": compile,
                 "init_weights": init_weights,
                 "max_nonfinite_steps": max_nonfinite_steps,
             }
@@ -306,6 +313,8 @@ class CenterNetModule(L.LightningModule):
             self._use_channels_last(default_channels_last(self.trainer.strategy.root_device))
         if stage == "fit":
             self._log_at_least_once_per_epoch()
+            if self.hparams.get("compile"):
+                self.model.compile()  # in place: the state dict keeps its keys
         path = self.hparams.get("init_weights")
         if stage != "fit" or not path or self.trainer.ckpt_path is not None:
             return
