@@ -1,7 +1,10 @@
 """CenterNet against the torchvision detectors a user would pick instead, every row measured in this one run.
 
 All models have random weights and 80 classes (SSDlite: 80 + background) and see 512x512 RGB images (SSDlite
-resizes them to its fixed 320x320); every number is the median of ``--repeats`` runs after ``--warmup``.
+resizes them to its fixed 320x320). Models compared in one table are timed in paired, interleaved repetitions
+(A B C, C B A, ...; ``benchmarks/timing.py``) after ``--warmup`` rounds: times are medians over ``--repeats``
+repetitions, and each ratio is the median of the per-repetition ratios with its interquartile range, so drift
+of a shared machine cancels out of the ratios.
 
 1. Inference end to end, batch 1 and 8: uint8 HxWx3 images in, boxes in original pixels out. CenterNet goes
    through ``Detector.predict`` (letterbox, network, peak decoding, mapping back); torchvision models through
@@ -11,7 +14,9 @@ resizes them to its fixed 320x320); every number is the median of ``--repeats`` 
    decoding costs the same whatever the scores.
 2. One training step (forward, loss, backward, AdamW step) in images/s at ``--train-batch`` with 8 objects per
    image (COCO's mean is 7.3). torchvision's ResNet FPN backbones use FrozenBatchNorm2d, their default;
-   CenterNet trains its BatchNorms.
+   CenterNet trains its BatchNorms. CenterNet trains as ``centernet fit`` does on the device (channels-last
+   memory where :func:`default_channels_last` says so, fused AdamW with weight-decay groups); the torchvision
+   models as their documentation does (NCHW, ``torch.optim.AdamW`` with its defaults).
 3. Rendering CenterNet's training targets for 16 images at 512x512 with 50 objects each, against the time of
    one CenterNet training step on that batch; and peak decoding against the network time.
 4. COCO box evaluation of 5,000 synthetic images with 100 detections each: pycocotools against the evaluator
@@ -30,17 +35,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import math
 import os
-import platform
 import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import machine_header, paired_times, ratio_stats  # benchmarks/timing.py (on sys.path as the script's)
 from torch import nn
 from torchvision.models import resnet18
 from torchvision.models.detection import FCOS, RetinaNet, ssdlite320_mobilenet_v3_large
@@ -53,6 +59,8 @@ from centernet.inference.backends import EagerBackend, OnnxRuntimeBackend
 from centernet.inference.export import export_onnx
 from centernet.model import CenterNet
 from centernet.tasks.detection.targets import render_targets
+from centernet.training.module import default_channels_last
+from centernet.training.optim import build_adamw, split_weight_decay
 
 NUM_CLASSES = 80
 SIZE = 512
@@ -61,7 +69,7 @@ SECTIONS = ("inference", "training", "targets", "evaluation")
 
 # ---------------------------------------------------------------------------------------------------- timing
 class Timer:
-    """Median wall time of a call after warm-up, synchronising CUDA so GPU work is counted."""
+    """Paired timing of the compared calls (``benchmarks/timing.py``) under autocast, synchronising CUDA."""
 
     def __init__(self, device: torch.device, repeats: int, warmup: int, precision: str) -> None:
         self.device, self.repeats, self.warmup, self.precision = device, repeats, warmup, precision
@@ -71,30 +79,44 @@ class Timer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def median_ms(self, fn: Callable[[], object], repeats: int | None = None, warmup: int | None = None) -> float:
+    def _wrapped(self, fn: Callable[[], object]) -> Callable[[], None]:
         def call() -> None:
             with self.autocast():
                 fn()
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
 
-        for _ in range(self.warmup if warmup is None else warmup):
-            call()
-        times = []
-        for _ in range(self.repeats if repeats is None else repeats):
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
-        return 1000 * statistics.median(times)
+        return call
+
+    def paired_ms(
+        self, fns: Mapping[str, Callable[[], object]], repeats: int | None = None, warmup: int | None = None
+    ) -> dict[str, list[float]]:
+        """Milliseconds per repetition of each call, interleaved; a call that fails its first (warm-up) run is
+        reported and gets NaN times, so one model that fails leaves the other rows."""
+        repeats = self.repeats if repeats is None else repeats
+        warmup = max(1, self.warmup if warmup is None else warmup)
+        working: dict[str, Callable[[], None]] = {}
+        for name, fn in fns.items():
+            call = self._wrapped(fn)
+            try:
+                call()  # the first warm-up round, alone: a failure drops only this call
+            except Exception as error:  # noqa: BLE001 - reported in the table as nan
+                print(f"  {name} failed: {type(error).__name__}: {error}", flush=True)
+                continue
+            working[name] = call
+        times = paired_times(working, repeats, warmup - 1)
+        return {name: [1000 * t for t in times[name]] if name in times else [math.nan] * repeats for name in fns}
 
 
-def _guarded(what: str, timer: Timer, fn: Callable[[], object], **kwargs: int) -> float:
-    """``timer.median_ms(fn)``, or NaN with the error printed, so one model that fails leaves the other rows."""
-    try:
-        return timer.median_ms(fn, **kwargs)
-    except Exception as error:  # noqa: BLE001 - reported in the table as nan
-        print(f"  {what} failed: {type(error).__name__}: {error}", flush=True)
-        return float("nan")
+def _median(times: list[float]) -> float:
+    return statistics.median(times)
+
+
+def _ratio(numerator: list[float], denominator: list[float]) -> str:
+    """``median x (IQR q1-q3)`` of per-repetition ratios, or ``failed`` when either call failed."""
+    if any(math.isnan(t) for t in (*numerator, *denominator)):
+        return "failed"
+    return str(ratio_stats(numerator, denominator))
 
 
 # ---------------------------------------------------------------------------------------------------- models
@@ -164,17 +186,20 @@ def inference_section(timer: Timer, batches: list[int], folder: Path) -> tuple[l
     runners["SSDlite320-MobileNetV3"] = _torchvision_runner(ssdlite(), device)
 
     rng = np.random.default_rng(0)
-    results: dict[tuple[str, int], float] = {}
+    results: dict[tuple[str, int], list[float]] = {}
     for batch in batches:
         images = [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(batch)]
-        for name, run in runners.items():
-            results[name, batch] = _guarded(f"inference {name} batch {batch}", timer, lambda r=run, i=images: r(i))
-            print(f"  inference {name:<34} batch {batch}: {results[name, batch]:8.1f} ms", flush=True)
-    lines = ["| inference, end to end | " + " | ".join(f"batch {b} (ms)" for b in batches) + " | vs FCOS |"]
-    lines.append("| --- |" + " ---: |" * (len(batches) + 1))
+        times = timer.paired_ms({name: lambda r=run, i=images: r(i) for name, run in runners.items()})
+        for name in runners:
+            results[name, batch] = times[name]
+            print(f"  inference {name:<34} batch {batch}: {_median(times[name]):8.1f} ms", flush=True)
+    lines = ["| inference, end to end | " + " | ".join(f"batch {b} (ms)" for b in batches)
+             + " | " + " | ".join(f"vs FCOS, batch {b} (IQR)" for b in batches) + " |"]  # fmt: skip
+    lines.append("| --- |" + " ---: |" * (2 * len(batches)))
     for name in runners:
-        ratios = "/".join(f"{results[name, b] / results['FCOS-R18-FPN', b]:.2f}x" for b in batches)
-        lines.append(f"| {name} | " + " | ".join(f"{results[name, b]:.1f}" for b in batches) + f" | {ratios} |")
+        medians = " | ".join(f"{_median(results[name, b]):.1f}" for b in batches)
+        ratios = " | ".join(_ratio(results[name, b], results["FCOS-R18-FPN", b]) for b in batches)
+        lines.append(f"| {name} | {medians} | {ratios} |")
     return lines, results
 
 
@@ -182,14 +207,19 @@ def decode_share(timer: Timer, batches: list[int]) -> list[str]:
     """Peak decoding against the network time of the eager CenterNet-R18 (channels_last, BatchNorm folded)."""
     torch.manual_seed(0)
     backend = EagerBackend(centernet_r18(), timer.device, channels_last=True)
-    lines = ["| CenterNet-R18 eager | network (ms) | decode (ms) | decode / network |", "| --- | ---: | ---: | ---: |"]
+    lines = ["| CenterNet-R18 eager | network (ms) | decode (ms) | decode / network (IQR) |",
+             "| --- | ---: | ---: | ---: |"]  # fmt: skip
     for batch in batches:
         images = torch.rand(batch, 3, SIZE, SIZE)
-        network = timer.median_ms(lambda i=images: backend.maps(i))
         maps = backend.maps(images)
-        decode = timer.median_ms(lambda m=maps: backend.decode(m), repeats=max(20, timer.repeats))
+        times = timer.paired_ms(
+            {"network": lambda i=images: backend.maps(i), "decode": lambda m=maps: backend.decode(m)}
+        )
+        network, decode = _median(times["network"]), _median(times["decode"])
+        share = ratio_stats([100 * t for t in times["decode"]], times["network"])
         print(f"  decode batch {batch}: {decode:.2f} ms, network {network:.1f} ms", flush=True)
-        lines.append(f"| batch {batch} | {network:.1f} | {decode:.2f} | {100 * decode / network:.1f}% |")
+        lines.append(f"| batch {batch} | {network:.1f} | {decode:.2f} | {share.median:.1f}% "
+                     f"({share.q1:.1f}-{share.q3:.1f}) |")  # fmt: skip
     return lines
 
 
@@ -212,6 +242,17 @@ def _centernet_step(model: CenterNet, batch: dict, optimizer: torch.optim.Optimi
     return step
 
 
+def _as_fit_trains(
+    model: CenterNet, batch: dict, device: torch.device
+) -> tuple[CenterNet, dict, torch.optim.Optimizer]:
+    """The model, the batch and the optimiser as ``centernet fit`` sets them up on ``device`` (its defaults)."""
+    if default_channels_last(device):
+        model = model.to(memory_format=torch.channels_last)
+        batch = {**batch, "image": batch["image"].contiguous(memory_format=torch.channels_last)}
+    optimizer = build_adamw(split_weight_decay(model, 1e-4), 1e-4, device)
+    return model, batch, optimizer
+
+
 def _centernet_batch(batch: int, objects: int, device: torch.device) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     bboxes, labels = _synthetic_boxes(batch, objects, generator)
@@ -223,36 +264,43 @@ def _centernet_batch(batch: int, objects: int, device: torch.device) -> dict[str
     }
 
 
-def training_section(timer: Timer, batch: int) -> tuple[list[str], dict[str, float]]:
+def training_section(timer: Timer, batch: int) -> tuple[list[str], dict[str, list[float]]]:
+    """Images/s of one training step per model, the models' steps interleaved; ratios against FCOS."""
     device = timer.device
     data = _centernet_batch(batch, 8, device)
     xyxy = torch.cat([data["bboxes"][..., :2] - data["bboxes"][..., 2:] / 2,
                       data["bboxes"][..., :2] + data["bboxes"][..., 2:] / 2], dim=-1) * SIZE  # fmt: skip
     images = list(data["image"])
     targets = [{"boxes": xyxy[i], "labels": data["labels"][i]} for i in range(batch)]
-    results: dict[str, float] = {}
+    steps: dict[str, Callable[[], None]] = {}
     torch.manual_seed(0)
     for name, build in (("CenterNet-R18", centernet_r18), ("FCOS-R18-FPN", fcos_r18),
                         ("RetinaNet-R18-FPN", retinanet_r18)):  # fmt: skip
         model = build().to(device).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         if isinstance(model, CenterNet):
-            step = _centernet_step(model, data, optimizer)
-        else:
+            steps[name] = _centernet_step(*_as_fit_trains(model, data, device))
+            continue
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-            def step(model: nn.Module = model, optimizer: torch.optim.Optimizer = optimizer) -> None:
-                loss = sum(model(images, targets).values())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+        def step(model: nn.Module = model, optimizer: torch.optim.Optimizer = optimizer) -> None:
+            loss = sum(model(images, targets).values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
 
-        milliseconds = _guarded(f"training {name}", timer, step, warmup=max(1, timer.warmup))
-        results[name] = 1000 * batch / milliseconds
-        print(f"  training {name:<20} batch {batch}: {milliseconds:8.0f} ms, {results[name]:.2f} images/s", flush=True)
-        del model, optimizer
-    lines = [f"| training step, batch {batch} | images/s | vs FCOS |", "| --- | ---: | ---: |"]
-    lines += [f"| {n} | {v:.2f} | {v / results['FCOS-R18-FPN']:.2f}x |" for n, v in results.items()]
-    return lines, results
+        steps[name] = step
+    times = timer.paired_ms(steps)
+    for name, milliseconds in times.items():
+        print(f"  training {name:<20} batch {batch}: {_median(milliseconds):8.0f} ms, "
+              f"{1000 * batch / _median(milliseconds):.2f} images/s", flush=True)  # fmt: skip
+    lines = [
+        f"| training step, batch {batch} | ms | images/s | images/s vs FCOS (IQR) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    # images/s ratio of one repetition = FCOS's time / the model's time
+    lines += [f"| {n} | {_median(t):.0f} | {1000 * batch / _median(t):.2f} | {_ratio(times['FCOS-R18-FPN'], t)} |"
+              for n, t in times.items()]  # fmt: skip
+    return lines, times
 
 
 def targets_section(timer: Timer) -> list[str]:
@@ -264,16 +312,17 @@ def targets_section(timer: Timer) -> list[str]:
     def render() -> None:
         render_targets(data["bboxes"], data["labels"], data["mask"], NUM_CLASSES, (out, out))
 
-    rendering = timer.median_ms(render)
     torch.manual_seed(0)
-    model = centernet_r18().to(device).train()
-    step = _centernet_step(model, data, torch.optim.AdamW(model.parameters(), lr=1e-4))
-    step_ms = timer.median_ms(step, repeats=max(1, timer.repeats // 2), warmup=1)
+    step = _centernet_step(*_as_fit_trains(centernet_r18().to(device).train(), data, device))
+    times = timer.paired_ms({"render": render, "step": step}, repeats=max(1, timer.repeats // 2))
+    rendering, step_ms = _median(times["render"]), _median(times["step"])
+    share = ratio_stats([100 * t for t in times["render"]], times["step"])
     print(f"  targets: {rendering:.2f} ms, step {step_ms:.0f} ms", flush=True)
     return [
-        f"| target rendering, 16 images x 50 objects at {SIZE} | rendering (ms) | training step (ms) | share |",
+        f"| target rendering, 16 images x 50 objects at {SIZE} | rendering (ms) | training step (ms) | share (IQR) |",
         "| --- | ---: | ---: | ---: |",
-        f"| CenterNet-R18, batch 16 | {rendering:.2f} | {step_ms:.0f} | {100 * rendering / step_ms:.2f}% |",
+        f"| CenterNet-R18, batch 16 | {rendering:.2f} | {step_ms:.0f} | {share.median:.2f}% "
+        f"({share.q1:.2f}-{share.q3:.2f}) |",
     ]
 
 
@@ -356,15 +405,6 @@ def evaluation_section(images: int, detections: int) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------------ main
-def _machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    import onnxruntime
-
-    return (f"{platform.machine()} CPU, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), "
-            f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}")  # fmt: skip
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
@@ -389,20 +429,26 @@ def main() -> None:
         if "inference" in args.sections:
             lines, inference = inference_section(timer, args.batch, Path(folder))
             tables += [lines, decode_share(timer, args.batch)]
-            best = {b: min(v for (n, bb), v in inference.items() if bb == b and n.startswith("CenterNet-R18"))
-                    for b in args.batch}  # fmt: skip
-            ratios += [f"CenterNet-R18 end to end, batch {b}: {best[b] / inference['FCOS-R18-FPN', b]:.2f}x "
-                       "FCOS-R18-FPN's latency (target <= 0.5x)" for b in args.batch]  # fmt: skip
+            for b in args.batch:
+                rows = {n: t for (n, bb), t in inference.items() if bb == b and n.startswith("CenterNet-R18")}
+                best = min(rows, key=lambda n: _median(rows[n]))
+                ratios.append(f"CenterNet-R18 end to end, batch {b} ({best}): "
+                              f"{_ratio(rows[best], inference['FCOS-R18-FPN', b])} FCOS-R18-FPN's latency "
+                              "(target <= 0.5x)")  # fmt: skip
     if "training" in args.sections:
         lines, training = training_section(timer, args.train_batch)
         tables.append(lines)
-        ratios.append(f"CenterNet-R18 training: {training['CenterNet-R18'] / training['FCOS-R18-FPN']:.2f}x "
-                      "FCOS-R18-FPN's images/s (target >= 1.5x)")  # fmt: skip
+        ratios.append(f"CenterNet-R18 training, batch {args.train_batch}: "
+                      f"{_ratio(training['FCOS-R18-FPN'], training['CenterNet-R18'])} FCOS-R18-FPN's images/s "
+                      "(target >= 2.5x)")  # fmt: skip
     if "targets" in args.sections:
         tables.append(targets_section(timer))
     if "evaluation" in args.sections:
         tables.append(evaluation_section(args.eval_images, args.eval_detections))
-    print(f"\n{_machine(device)}, {args.precision}; median of {args.repeats} runs after {args.warmup} warm-up\n")
+    print(
+        f"\n{machine_header(device)}\n{args.precision}; paired: medians of {args.repeats} interleaved repetitions "
+        f"after {args.warmup} warm-up rounds, ratios as median (interquartile range) of per-repetition ratios\n"
+    )
     for table in tables:
         print("\n".join(table) + "\n")
     print("\n".join(ratios))

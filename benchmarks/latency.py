@@ -7,7 +7,8 @@ Stages per batch (median over repeats, milliseconds):
 - decode: max-pool peaks + top-K (for TorchScript / ONNX Runtime a graph of the decoding alone);
 - postprocess: threshold, map boxes back to original pixels, build the ``Prediction`` objects;
 - end-to-end: ``Detector.predict`` on the images (for TorchScript / ONNX Runtime the export with decoding inside,
-  as ``centernet export`` writes it).
+  as ``centernet export`` writes it). The backends' end-to-end runs are paired (interleaved repetitions,
+  ``benchmarks/timing.py``) and compared with the first row as the median of per-repetition ratios (IQR).
 
 Usage:
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import warnings
 from pathlib import Path
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from timing import median_ms  # benchmarks/timing.py (the script's folder is on sys.path)
+from timing import machine_header, median_ms, paired_times, ratio_stats  # benchmarks/timing.py (on sys.path)
 from torch import Tensor, nn
 
 from centernet.inference import Detector
@@ -108,25 +110,32 @@ def main() -> None:
         "TorchScript": Detector.load(ts_path),
         "ONNX Runtime": Detector.load(onnx_path),
     }
+    print(machine_header("cpu"))
     print(f"CenterNet-ResNet18, {NUM_CLASSES} classes, {args.size}x{args.size} input from 640x480 images; "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__}, "
-          f"{os.cpu_count()} CPU cores; median of {args.repeats} runs, ms per batch")  # fmt: skip
+          f"median of {args.repeats} runs, ms per batch")  # fmt: skip
     header = (
         f"{'backend':<20} {'batch':>5} {'preproc':>8} {'network':>8} {'decode':>8} {'postproc':>9} {'end-to-end':>11}"
     )
     print(header)
     rng = np.random.default_rng(0)
-    baseline: dict[int, float] = {}
     for batch in args.batch:
         images = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(batch)]
+        end_to_end = paired_times(
+            {
+                name: lambda d=detector, i=images: d.predict(i, 0.3, batch_size=len(i))
+                for name, detector in detectors.items()
+            },
+            args.repeats,
+        )
+        baseline = end_to_end["eager NCHW unfolded"]  # the first row
         for name, detector in detectors.items():
             timings = _stages(name, detector, parts, images, args.repeats)
-            baseline.setdefault(batch, timings["end-to-end"])  # the first row: eager NCHW, BatchNorm unfolded
-            ratio = timings["end-to-end"] / baseline[batch]
+            total = 1000 * statistics.median(end_to_end[name])
+            ratio = ratio_stats(end_to_end[name], baseline)
             share = 100 * timings["decode"] / timings["network"]
             print(f"{name:<20} {batch:>5} {timings['preprocess']:>8.1f} {timings['network']:>8.1f} "
-                  f"{timings['decode']:>8.2f} {timings['postprocess']:>9.2f} {timings['end-to-end']:>11.1f}"
-                  f"  ({ratio:.2f}x unfolded eager NCHW; decode {share:.1f}% of network)")  # fmt: skip
+                  f"{timings['decode']:>8.2f} {timings['postprocess']:>9.2f} {total:>11.1f}"
+                  f"  ({ratio} unfolded eager NCHW; decode {share:.1f}% of network)")  # fmt: skip
 
 
 def _stages(name: str, detector: Detector, parts: dict, images: list[np.ndarray], repeats: int) -> dict[str, float]:
@@ -170,7 +179,6 @@ def _stages(name: str, detector: Detector, parts: dict, images: list[np.ndarray]
             "network": median_ms(network, repeats),
             "decode": median_ms(decode, repeats),
             "postprocess": median_ms(postprocess, repeats),
-            "end-to-end": median_ms(lambda: detector.predict(images, 0.3, batch_size=len(images)), repeats),
         }
 
 

@@ -205,6 +205,32 @@ def test_windowed_rendering_equals_full_map_profiles_bit_for_bit(gaussian):
     assert torch.equal(targets.heatmap, expected)
 
 
+@pytest.mark.parametrize("gaussian", ["ttfnet", "cornernet"])
+def test_channels_last_rendering_has_the_same_values_in_the_other_layout(gaussian):
+    """The heatmap rendered for a channels-last prediction: equal values, channels-last memory, no copy."""
+    generator = torch.Generator().manual_seed(2)
+    bboxes, labels, mask = _random_batch(generator, num_rows=9)
+    plain = render_targets(bboxes, labels, mask, 3, (24, 32), gaussian=gaussian)
+    nhwc = render_targets(bboxes, labels, mask, 3, (24, 32), gaussian=gaussian, channels_last=True)
+    assert nhwc.heatmap.is_contiguous(memory_format=torch.channels_last) and not nhwc.heatmap.is_contiguous()
+    assert torch.equal(nhwc.heatmap, plain.heatmap)
+    for name in ("indices", "size", "offset", "mask"):
+        assert torch.equal(getattr(nhwc, name), getattr(plain, name))
+
+
+def test_criterion_renders_targets_in_the_heatmap_layout():
+    from centernet.tasks.detection.config import DetectionLossConfig
+    from centernet.tasks.detection.criterion import heatmap_targets
+
+    generator = torch.Generator().manual_seed(3)
+    bboxes, labels, mask = _random_batch(generator, num_rows=4)
+    batch = {"bboxes": bboxes, "labels": labels, "mask": mask}
+    heatmap = torch.zeros(bboxes.shape[0], 3, 24, 32)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        targets = heatmap_targets(heatmap.contiguous(memory_format=layout), batch, 3, STRIDE, DetectionLossConfig())
+        assert targets.heatmap.is_contiguous(memory_format=layout)
+
+
 def test_unknown_gaussian_is_rejected():
     with pytest.raises(ValueError, match="gaussian"):
         render_targets(

@@ -72,3 +72,38 @@ def test_channels_last_changes_speed_not_results(shapes_root):
             _, loss = module._shared_step(batch, "val")
         losses.append(loss)
     torch.testing.assert_close(losses[0], losses[1], rtol=1e-4, atol=1e-5)
+
+
+def _memory_format_after_one_step(shapes_root, **trainer_options):
+    data = tiny_shapes_data(shapes_root, batch_size=4)
+    module = tiny_module(data, channels_last=trainer_options.pop("channels_last", None))
+    _trainer(1, [], limit_val_batches=0, **trainer_options).fit(module, datamodule=data)
+    conv = next(p for p in module.model.parameters() if p.ndim == 4 and p.shape[1] > 1)
+    return module, conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+
+
+def test_channels_last_defaults_to_the_cpu_choice_and_explicit_values_hold(shapes_root):
+    from centernet.training.module import default_channels_last
+
+    assert default_channels_last(torch.device("cpu")) and not default_channels_last(torch.device("cuda"))
+    module, channels_last = _memory_format_after_one_step(shapes_root)
+    assert module.hparams.channels_last is None and channels_last  # decided in setup() for the CPU
+    assert module.trainer.optimizers[0].defaults["fused"]
+    _, channels_last = _memory_format_after_one_step(shapes_root, channels_last=False)
+    assert not channels_last
+
+
+def test_gradient_clipping_under_mixed_precision_uses_foreach_adamw(shapes_root):
+    module, _ = _memory_format_after_one_step(shapes_root, precision="bf16-mixed", gradient_clip_val=1.0)
+    optimizer = module.trainer.optimizers[0]
+    assert optimizer.defaults["foreach"] and not optimizer.defaults["fused"]
+
+
+@pytest.mark.slow
+def test_compiled_fit_trains_and_keeps_checkpoint_keys(shapes_root):
+    module, _ = _memory_format_after_one_step(shapes_root, channels_last=None)
+    keys = set(module.state_dict())
+    data = tiny_shapes_data(shapes_root, batch_size=4)
+    compiled = tiny_module(data, compile=True)
+    _trainer(2, [], limit_val_batches=0).fit(compiled, datamodule=data)
+    assert compiled.hparams.compile and set(compiled.state_dict()) == keys

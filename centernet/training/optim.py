@@ -6,9 +6,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
-__all__ = ["OptimizerConfig", "split_weight_decay", "warmup_cosine"]
+__all__ = ["OptimizerConfig", "build_adamw", "split_weight_decay", "warmup_cosine"]
+
+# Devices whose fused AdamW kernel this package relies on (torch has one for each).
+_FUSED_DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,27 @@ def split_weight_decay(module: nn.Module, weight_decay: float) -> list[dict]:
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+def build_adamw(
+    param_groups: list[dict], lr: float, device: torch.device, allow_fused: bool = True
+) -> torch.optim.AdamW:
+    """AdamW in its fastest implementation for ``device``: fused, else foreach (both give the for-loop's update).
+
+    The fused step updates every parameter of a group in one pass instead of a dozen elementwise kernels per
+    tensor; on a 2-core CPU it took 0.64x of the for-loop step's time (0.61x of foreach) for a ResNet-18 CenterNet
+    (``benchmarks/train_levers.py``). ``allow_fused=False`` (gradient clipping under mixed precision, which
+    Lightning refuses for optimisers that unscale internally) and other devices get the foreach implementation.
+
+    Args:
+        param_groups: Parameter groups, e.g. from :func:`split_weight_decay`.
+        lr: Learning rate.
+        device: Where the parameters live.
+        allow_fused: Whether the fused implementation may be used.
+    """
+    if allow_fused and device.type in _FUSED_DEVICES:
+        return torch.optim.AdamW(param_groups, lr=lr, fused=True)
+    return torch.optim.AdamW(param_groups, lr=lr, foreach=True)
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, min_lr_ratio: float = 0.01) -> Callable[[int], float]:

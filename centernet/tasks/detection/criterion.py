@@ -104,4 +104,6 @@ def heatmap_targets(
             gaussian=options.gaussian,
             gaussian_extent=options.gaussian_extent,
             min_overlap=options.min_overlap,
+            # In the prediction's memory layout: a channels-last model's loss then converts nothing.
+            channels_last=heatmap.is_contiguous(memory_format=torch.channels_last) and not heatmap.is_contiguous(),
         )

@@ -150,6 +150,7 @@ def render_targets(
     gaussian: str = "ttfnet",
     gaussian_extent: float = 0.54,
     min_overlap: float = 0.7,
+    channels_last: bool = False,
 ) -> CenterNetTargets:
     """Render CenterNet training targets for a padded batch of boxes.
 
@@ -176,6 +177,8 @@ def render_targets(
         gaussian: ``"ttfnet"`` or ``"cornernet"``.
         gaussian_extent: TTFNet radius as a fraction of half the box side, TTFNet's alpha (only for ``"ttfnet"``).
         min_overlap: CornerNet IoU threshold (only for ``"cornernet"``).
+        channels_last: Render the heatmap in channels-last memory (the same values): the layout of a heatmap
+            predicted by a channels-last model, so that the loss reads both without converting either.
 
     Returns:
         :class:`CenterNetTargets` with heatmap (N, C, Ho, Wo), indices (N, D), size (N, D, 2),
@@ -216,9 +219,17 @@ def render_targets(
     profile_y = torch.where(valid.unsqueeze(-1), profile_y, 0.0)  # padding rows render nothing
     peaks = profile_y.unsqueeze(-1) * profile_x.unsqueeze(-2)  # (N, D, Wy, Wx)
     class_index = torch.where(valid, labels, 0)  # (N, D)
-    # Flat index into (C, Ho, Wo); cells beyond the map hold 0 and point at a clamped cell, where max(v, 0) = v.
-    index = (class_index[..., None, None] * out_h + rows_y.unsqueeze(-1)) * out_w + cols_x.unsqueeze(-2)
+    # Flat index into (C, Ho, Wo), or (Ho, Wo, C) for channels-last memory; cells beyond the map hold 0 and point
+    # at a clamped cell, where max(v, 0) = v.
+    cells = rows_y.unsqueeze(-1) * out_w + cols_x.unsqueeze(-2)  # (N, D, Wy, Wx)
+    if channels_last:
+        index = cells * num_classes + class_index[..., None, None]
+    else:
+        index = class_index[..., None, None] * (out_h * out_w) + cells
     heatmap = torch.zeros(num_images, num_classes * out_h * out_w, dtype=torch.float32, device=device)
     heatmap.scatter_reduce_(1, index.flatten(1), peaks.flatten(1), reduce="amax")
-    heatmap = heatmap.view(num_images, num_classes, out_h, out_w)  # (N, C, Ho, Wo)
+    if channels_last:
+        heatmap = heatmap.view(num_images, out_h, out_w, num_classes).permute(0, 3, 1, 2)  # (N, C, Ho, Wo) NHWC
+    else:
+        heatmap = heatmap.view(num_images, num_classes, out_h, out_w)  # (N, C, Ho, Wo)
     return CenterNetTargets(heatmap=heatmap, indices=indices, size=size, offset=offset, mask=valid.float())
