@@ -66,7 +66,7 @@ def _timed_step(model, batch: dict, optimizer: torch.optim.Optimizer, sync: Call
     start = time.perf_counter()
     outputs = model(batch["image"])
     start = clock("forward", start)
-    targets = heatmap_targets(outputs["heatmap"], batch, criterion.num_classes, criterion.stride, criterion.options)
+    targets = heatmap_targets(outputs["heatmap"], batch, criterion.num_classes, criterion.options)
     start = clock("targets", start)
     loss = criterion(outputs, batch)["total"]  # renders the targets again: subtracted below
     start = clock("loss", start)

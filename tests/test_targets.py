@@ -227,7 +227,7 @@ def test_criterion_renders_targets_in_the_heatmap_layout():
     batch = {"bboxes": bboxes, "labels": labels, "mask": mask}
     heatmap = torch.zeros(bboxes.shape[0], 3, 24, 32)
     for layout in (torch.contiguous_format, torch.channels_last):
-        targets = heatmap_targets(heatmap.contiguous(memory_format=layout), batch, 3, STRIDE, DetectionLossConfig())
+        targets = heatmap_targets(heatmap.contiguous(memory_format=layout), batch, 3, DetectionLossConfig())
         assert targets.heatmap.is_contiguous(memory_format=layout)
 
 
