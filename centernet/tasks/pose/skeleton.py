@@ -11,28 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from centernet.data.keypoints import COCO_JOINTS, flip_pairs_from_names
+
 __all__ = ["COCO_JOINTS", "COCO_SIGMAS", "DEFAULT_SIGMA", "Skeleton", "flip_pairs_from_names"]
 
-# COCO's 17 person keypoints, in the order of its person category.
-COCO_JOINTS: tuple[str, ...] = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
 # COCO's per-joint OKS sigmas (cocoapi, ``Params.kpt_oks_sigmas``), in the order of COCO_JOINTS.
 COCO_SIGMAS: tuple[float, ...] = tuple(
     v / 10.0
@@ -41,28 +23,6 @@ COCO_SIGMAS: tuple[float, ...] = tuple(
 # The sigma of every joint of a dataset whose joints are not COCO's 17: the mean of COCO's sigmas (0.067), the
 # localisation tolerance of an average COCO joint, rather than a guess per joint.
 DEFAULT_SIGMA = round(sum(COCO_SIGMAS) / len(COCO_SIGMAS), 4)
-
-_SIDES = (("left", "right"), ("l_", "r_"), ("_l", "_r"), ("l", "r"))
-
-
-def flip_pairs_from_names(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
-    """Pairs ``(i, j)``, i < j, of joints whose names differ only by left/right (``left_knee`` / ``right_knee``,
-    ``l_knee`` / ``r_knee``, ``knee_l`` / ``knee_r``, ``lknee`` / ``rknee``; case-insensitive)."""
-    lowered = [name.lower() for name in names]
-    index = {name: i for i, name in enumerate(lowered)}
-    pairs = set()
-    for i, name in enumerate(lowered):
-        for left, right in _SIDES:
-            candidates = []
-            if name.startswith(left):
-                candidates.append(right + name[len(left) :])
-            if name.endswith(left) and len(left) > 1:
-                candidates.append(name[: -len(left)] + right)
-            for other in candidates:
-                j = index.get(other)
-                if j is not None and j != i:
-                    pairs.add((min(i, j), max(i, j)))
-    return tuple(sorted(pairs))
 
 
 @dataclass(frozen=True)
@@ -108,7 +68,8 @@ class Skeleton:
     @classmethod
     def from_names(cls, names: Sequence[str], edges: Sequence[Sequence[int]] = ()) -> Skeleton:
         """The skeleton of joints named ``names``; the flip pairs follow from the names' left/right prefixes."""
-        return cls(tuple(str(n) for n in names), tuple(tuple(e) for e in edges), flip_pairs_from_names(names))
+        pairs = tuple(tuple(pair) for pair in flip_pairs_from_names(names))
+        return cls(tuple(str(n) for n in names), tuple(tuple(e) for e in edges), pairs)
 
     @classmethod
     def from_dict(cls, value: Skeleton | Mapping[str, Any]) -> Skeleton:
