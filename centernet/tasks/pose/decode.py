@@ -84,8 +84,8 @@ def decode_poses(
         x1, y1, x2, y2 = (boxes[..., i, None, None] for i in range(4))  # (N, P, 1, 1) each
         px, py = points[..., 0].unsqueeze(1), points[..., 1].unsqueeze(1)  # (N, 1, K, M)
         reach = options.snap_distance * size.amax(-1)[..., None, None]  # (N, P, 1, 1)
-        eligible = (peak_scores.unsqueeze(1) > options.joint_threshold) & (px >= x1) & (px <= x2)
-        eligible &= (py >= y1) & (py <= y2) & (distance <= reach)
+        inside = (px >= x1) & (px <= x2) & (py >= y1) & (py <= y2)  # (N, P, K, M)
+        eligible = (peak_scores.unsqueeze(1) > options.joint_threshold) & inside & (distance <= reach)
         nearest_distance, nearest = torch.where(eligible, distance, float("inf")).min(dim=-1)  # (N, P, K)
         snapped = torch.isfinite(nearest_distance)
         chosen = points.unsqueeze(1).expand(-1, regressed.shape[1], -1, -1, -1)  # (N, P, K, M, 2)
