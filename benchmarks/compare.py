@@ -479,14 +479,6 @@ def main() -> None:
                 ratios.append(f"CenterNet-R18 end to end, batch {b} ({best}): "
                               f"{_ratio(rows[best], inference['FCOS-R18-FPN', b])} FCOS-R18-FPN's latency "
                               "(target <= 0.5x)")  # fmt: skip
-    if "training" in args.sections:
-        lines, training = training_section(timer, args.train_batch)
-        tables.append(lines)
-        ratios.append(f"CenterNet-R18 training, batch {args.train_batch}: "
-                      f"{_ratio(training['FCOS-R18-FPN'], training['CenterNet-R18'])} FCOS-R18-FPN's images/s "
-                      "(target >= 2.5x)")  # fmt: skip
-    if "targets" in args.sections:
-        tables.append(targets_section(timer))
         if "pose" in args.sections:
             lines, pose = pose_section(timer, args.batch, Path(folder))
             tables.append(lines)
@@ -496,6 +488,14 @@ def main() -> None:
                 ratios.append(f"CenterNet-R18 pose end to end, batch {b} ({best}): "
                               f"{_ratio(rows[best], pose['KeypointRCNN-R18-FPN', b])} Keypoint R-CNN-R18-FPN's "
                               "latency (target <= 0.3x)")  # fmt: skip
+    if "training" in args.sections:
+        lines, training = training_section(timer, args.train_batch)
+        tables.append(lines)
+        ratios.append(f"CenterNet-R18 training, batch {args.train_batch}: "
+                      f"{_ratio(training['FCOS-R18-FPN'], training['CenterNet-R18'])} FCOS-R18-FPN's images/s "
+                      "(target >= 2.5x)")  # fmt: skip
+    if "targets" in args.sections:
+        tables.append(targets_section(timer))
     if "evaluation" in args.sections:
         tables.append(evaluation_section(args.eval_images, args.eval_detections))
     print(
