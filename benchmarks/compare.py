@@ -19,7 +19,12 @@ of a shared machine cancels out of the ratios.
    models as their documentation does (NCHW, ``torch.optim.AdamW`` with its defaults).
 3. Rendering CenterNet's training targets for 16 images at 512x512 with 50 objects each, against the time of
    one CenterNet training step on that batch; and peak decoding against the network time.
-4. COCO box evaluation of 5,000 synthetic images with 100 detections each: pycocotools against the evaluator
+4. Pose, end to end as in 1: CenterNet-R18 multi-pose (the paper's plain upsampling neck, pose heads, COCO's 17
+   joints) through ``Detector.predict`` against torchvision's Keypoint R-CNN on a ResNet-18 FPN (its layout on
+   ResNet-18: FPN over C2-C5 plus a max-pooled P6), both 1 person class + background. With random weights Keypoint
+   R-CNN's box head scores its proposals near 0.5, above its 0.05 threshold, so its keypoint head runs on its full
+   100 detections per image, as a trained model's does on a crowded image.
+5. COCO box evaluation of 5,000 synthetic images with 100 detections each: pycocotools against the evaluator
    that validation during ``fit`` and ``centernet validate`` share (faster-coco-eval); the AP each reports is
    printed to show they agree.
 
@@ -49,11 +54,12 @@ import torch
 from timing import machine_header, paired_times, ratio_stats  # benchmarks/timing.py (on sys.path as the script's)
 from torch import nn
 from torchvision.models import resnet18
-from torchvision.models.detection import FCOS, RetinaNet, ssdlite320_mobilenet_v3_large
+from torchvision.models.detection import FCOS, KeypointRCNN, RetinaNet, ssdlite320_mobilenet_v3_large
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from centernet.cli.info import build_model_from_configs
+from centernet.data.keypoints import COCO_JOINTS, COCO_SKELETON, keypoint_info
 from centernet.inference import Detector
 from centernet.inference.backends import EagerBackend, OnnxRuntimeBackend
 from centernet.inference.export import export_onnx
@@ -64,7 +70,7 @@ from centernet.training.optim import build_adamw, split_weight_decay
 
 NUM_CLASSES = 80
 SIZE = 512
-SECTIONS = ("inference", "training", "targets", "evaluation")
+SECTIONS = ("inference", "training", "targets", "pose", "evaluation")
 
 
 # ---------------------------------------------------------------------------------------------------- timing
@@ -141,6 +147,17 @@ def centernet_r18() -> CenterNet:
     return CenterNet(NUM_CLASSES, backbone="resnet18")  # the paper's plain upsampling neck (256, 128, 64)
 
 
+def keypoint_rcnn_r18() -> nn.Module:
+    """Keypoint R-CNN (1 class + background, 17 joints) on ResNet-18 with torchvision's keypoint FPN layout."""
+    backbone = _resnet_fpn_extractor(resnet18(), 5)  # C2-C5 + max-pooled P6, as keypointrcnn_resnet50_fpn
+    return KeypointRCNN(backbone, num_classes=2, num_keypoints=len(COCO_JOINTS), min_size=SIZE, max_size=SIZE)
+
+
+def centernet_r18_pose() -> CenterNet:
+    joints = keypoint_info(COCO_JOINTS, COCO_SKELETON)
+    return CenterNet(1, task="pose", backbone="resnet18", task_data=joints)  # the plain upsampling neck
+
+
 def centernet_mobilenetv3() -> CenterNet:
     model, _ = build_model_from_configs(["mobilenetv3"], NUM_CLASSES)
     return model
@@ -150,7 +167,8 @@ def centernet_mobilenetv3() -> CenterNet:
 def _centernet_detectors(
     name: str, model: CenterNet, device: torch.device, folder: Path
 ) -> Iterator[tuple[str, Detector]]:
-    names, ids = [str(i) for i in range(NUM_CLASSES)], list(range(1, NUM_CLASSES + 1))
+    classes = model.num_classes
+    names, ids = [str(i) for i in range(classes)], list(range(1, classes + 1))
     model = model.eval()
     eager = EagerBackend(copy.deepcopy(model), device, channels_last=False)
     yield f"{name} eager", Detector(eager, names, ids, SIZE)
@@ -199,6 +217,32 @@ def inference_section(timer: Timer, batches: list[int], folder: Path) -> tuple[l
     for name in runners:
         medians = " | ".join(f"{_median(results[name, b]):.1f}" for b in batches)
         ratios = " | ".join(_ratio(results[name, b], results["FCOS-R18-FPN", b]) for b in batches)
+        lines.append(f"| {name} | {medians} | {ratios} |")
+    return lines, results
+
+
+def pose_section(timer: Timer, batches: list[int], folder: Path) -> tuple[list[str], dict]:
+    """CenterNet-R18 pose against Keypoint R-CNN-R18-FPN, end to end (images in, joints in original pixels out)."""
+    device = timer.device
+    torch.manual_seed(0)
+    runners: dict[str, Callable[[list[np.ndarray]], object]] = {}
+    for name, detector in _centernet_detectors("CenterNet-R18 pose", centernet_r18_pose(), device, folder):
+        runners[name] = lambda images, d=detector: d.predict(images, 0.3, batch_size=len(images))
+    runners["KeypointRCNN-R18-FPN"] = _torchvision_runner(keypoint_rcnn_r18(), device)
+    rng = np.random.default_rng(0)
+    results: dict[tuple[str, int], list[float]] = {}
+    for batch in batches:
+        images = [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(batch)]
+        times = timer.paired_ms({name: lambda r=run, i=images: r(i) for name, run in runners.items()})
+        for name in runners:
+            results[name, batch] = times[name]
+            print(f"  pose {name:<34} batch {batch}: {_median(times[name]):8.1f} ms", flush=True)
+    lines = ["| pose, end to end | " + " | ".join(f"batch {b} (ms)" for b in batches)
+             + " | " + " | ".join(f"vs Keypoint R-CNN, batch {b} (IQR)" for b in batches) + " |"]  # fmt: skip
+    lines.append("| --- |" + " ---: |" * (2 * len(batches)))
+    for name in runners:
+        medians = " | ".join(f"{_median(results[name, b]):.1f}" for b in batches)
+        ratios = " | ".join(_ratio(results[name, b], results["KeypointRCNN-R18-FPN", b]) for b in batches)
         lines.append(f"| {name} | {medians} | {ratios} |")
     return lines, results
 
@@ -435,6 +479,15 @@ def main() -> None:
                 ratios.append(f"CenterNet-R18 end to end, batch {b} ({best}): "
                               f"{_ratio(rows[best], inference['FCOS-R18-FPN', b])} FCOS-R18-FPN's latency "
                               "(target <= 0.5x)")  # fmt: skip
+        if "pose" in args.sections:
+            lines, pose = pose_section(timer, args.batch, Path(folder))
+            tables.append(lines)
+            for b in args.batch:
+                rows = {n: t for (n, bb), t in pose.items() if bb == b and n.startswith("CenterNet")}
+                best = min(rows, key=lambda n: _median(rows[n]))
+                ratios.append(f"CenterNet-R18 pose end to end, batch {b} ({best}): "
+                              f"{_ratio(rows[best], pose['KeypointRCNN-R18-FPN', b])} Keypoint R-CNN-R18-FPN's "
+                              "latency (target <= 0.3x)")  # fmt: skip
     if "training" in args.sections:
         lines, training = training_section(timer, args.train_batch)
         tables.append(lines)

@@ -11,7 +11,7 @@ import contextlib
 import importlib.util
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,11 @@ from centernet.boxes import xyxy_to_xywh
 __all__ = [
     "COCO_METRIC_NAMES",
     "DENSE_METRIC_NAMES",
+    "KEYPOINT_METRIC_NAMES",
     "CocoEvaluation",
     "coco_results",
     "evaluate_coco",
+    "evaluate_coco_keypoints",
     "format_coco_table",
     "write_metrics_json",
 ]
@@ -46,7 +48,31 @@ COCO_METRIC_NAMES: tuple[str, ...] = (
     "mar_large",
 )
 
+# The 10 numbers of COCO's keypoint evaluation (OKS instead of IoU, 20 people per image), pycocotools' order.
+KEYPOINT_METRIC_NAMES: tuple[str, ...] = (
+    "kp_map",
+    "kp_map_50",
+    "kp_map_75",
+    "kp_map_medium",
+    "kp_map_large",
+    "kp_mar",
+    "kp_mar_50",
+    "kp_mar_75",
+    "kp_mar_medium",
+    "kp_mar_large",
+)
+
 _DESCRIPTIONS: dict[str, str] = {
+    "kp_map": "AP @[OKS=0.50:0.95 | area=all | maxDets=20]",
+    "kp_map_50": "AP @[OKS=0.50 | area=all | maxDets=20]",
+    "kp_map_75": "AP @[OKS=0.75 | area=all | maxDets=20]",
+    "kp_map_medium": "AP @[OKS=0.50:0.95 | area=medium | maxDets=20]",
+    "kp_map_large": "AP @[OKS=0.50:0.95 | area=large | maxDets=20]",
+    "kp_mar": "AR @[OKS=0.50:0.95 | area=all | maxDets=20]",
+    "kp_mar_50": "AR @[OKS=0.50 | area=all | maxDets=20]",
+    "kp_mar_75": "AR @[OKS=0.75 | area=all | maxDets=20]",
+    "kp_mar_medium": "AR @[OKS=0.50:0.95 | area=medium | maxDets=20]",
+    "kp_mar_large": "AR @[OKS=0.50:0.95 | area=large | maxDets=20]",
     "map": "AP @[IoU=0.50:0.95 | area=all | maxDets=100]",
     "map_50": "AP @[IoU=0.50 | area=all | maxDets=100]",
     "map_75": "AP @[IoU=0.75 | area=all | maxDets=100]",
@@ -80,18 +106,22 @@ def format_coco_table(metrics: Mapping[str, float], title: str = "COCO box metri
         ):
             definition = f"{kind} @[IoU={iou} | area=all | maxDets={max_detections}]"
             table.add_row(name, definition, f"{metrics[name]:.4f}")
+    if all(name in metrics for name in KEYPOINT_METRIC_NAMES):
+        for name in KEYPOINT_METRIC_NAMES:
+            table.add_row(name, _DESCRIPTIONS[name], f"{metrics[name]:.4f}")
     return table
 
 
 def write_metrics_json(
     path: str | Path, metrics: Mapping[str, float], extra: Mapping[str, object] | None = None
 ) -> Path:
-    """Write the 12 COCO numbers (and the dense-scene ones when present, plus optional context such as the
-    checkpoint) to ``path`` as JSON."""
+    """Write the 12 COCO numbers (and the dense-scene and the 10 keypoint ones when present, plus optional context
+    such as the checkpoint) to ``path`` as JSON."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload: dict[str, object] = {name: float(metrics[name]) for name in COCO_METRIC_NAMES}
     payload.update({name: float(metrics[name]) for name in DENSE_METRIC_NAMES if name in metrics})
+    payload.update({name: float(metrics[name]) for name in KEYPOINT_METRIC_NAMES if name in metrics})
     if extra:
         payload.update(extra)
     path.write_text(json.dumps(payload, indent=2) + "\n")
@@ -243,6 +273,60 @@ def evaluate_coco(
         recall_thresholds=np.linspace(0.0, 1.0, 101),
         iou_thresholds=np.linspace(0.5, 0.95, 10),
     )
+
+
+def evaluate_coco_keypoints(
+    ground_truth: Mapping[str, Any], results: list[dict[str, Any]], sigmas: Sequence[float]
+) -> dict[str, float]:
+    """COCO's 10 keypoint numbers (:data:`KEYPOINT_METRIC_NAMES`) of results against a COCO keypoints json.
+
+    The similarity is the object keypoint similarity, ``OKS = mean over labelled joints of exp(-d^2 / (2 s^2
+    (2 sigma)^2))`` with ``s^2`` the annotation's ``area``; ground truth without labelled joints
+    (``num_keypoints`` 0) is ignored, as in pycocotools. Computed by faster-coco-eval (pycocotools as fallback)
+    with the dataset's ``sigmas``, one per joint.
+
+    Args:
+        ground_truth: COCO dict whose annotations have ``keypoints`` [x, y, v] * K, ``num_keypoints``, ``area``.
+        results: Entries with ``image_id``, ``category_id``, ``keypoints`` [x, y, score] * K and ``score``.
+        sigmas: K OKS sigmas.
+
+    Returns:
+        The 10 numbers; 0 for each when there is no result, -1 where undefined (pycocotools' convention).
+    """
+    if not results:
+        return dict.fromkeys(KEYPOINT_METRIC_NAMES, 0.0)
+    dataset = _copy_dataset(dict(ground_truth))
+    entries = _copy_entries(results)
+    with contextlib.redirect_stdout(io.StringIO()):
+        if importlib.util.find_spec("faster_coco_eval"):
+            import faster_coco_eval
+
+            gt = faster_coco_eval.COCO(dataset)
+            evaluator = faster_coco_eval.COCOeval_faster(
+                gt, gt.loadRes(entries), iouType="keypoints", kpt_oks_sigmas=[float(s) for s in sigmas]
+            )
+        else:
+            from pycocotools.coco import COCO
+            from pycocotools.cocoeval import COCOeval
+
+            gt = COCO()
+            gt.dataset = dataset
+            gt.createIndex()
+            evaluator = COCOeval(gt, gt.loadRes(entries), iouType="keypoints")
+            evaluator.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
+        evaluator.evaluate()
+        evaluator.accumulate()
+    precision = np.asarray(evaluator.eval["precision"])  # (T, R, K, areas, maxDets): areas all, medium, large
+    recall = np.asarray(evaluator.eval["recall"])  # (T, K, areas, maxDets)
+    thresholds_and_areas = ((None, 0), (0.5, 0), (0.75, 0), (None, 1), (None, 2))  # OKS (None: 0.50:0.95), area
+    specs = [(ap, iou, area) for ap in (True, False) for iou, area in thresholds_and_areas]
+    metrics = {}
+    for name, (ap, iou, area) in zip(KEYPOINT_METRIC_NAMES, specs, strict=True):
+        iou_index = slice(None) if iou is None else int(round((iou - 0.5) / 0.05))
+        values = precision[iou_index, :, :, area, -1] if ap else recall[iou_index, :, area, -1]
+        defined = values[values > -1]
+        metrics[name] = float(defined.mean()) if defined.size else -1.0
+    return metrics
 
 
 def _summary(

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["class_color", "draw_detections", "plot_pr_curves"]
+__all__ = ["class_color", "draw_detections", "draw_skeletons", "plot_pr_curves"]
 
 
 def class_color(label: int) -> tuple[int, int, int]:
@@ -54,6 +54,40 @@ def draw_detections(
         top = max(0, y1 - th - baseline)
         cv2.rectangle(canvas, (x1, top), (x1 + tw, top + th + baseline), color, -1)
         cv2.putText(canvas, text, (x1, top + th), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas
+
+
+def draw_skeletons(
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    edges: Sequence[tuple[int, int]],
+    threshold: float = 0.1,
+    thickness: int | None = None,
+) -> np.ndarray:
+    """Draw each person's joints and the skeleton's edges between them on a copy of ``image``.
+
+    Args:
+        image: (H, W, 3) RGB uint8.
+        keypoints: (P, K, 3) x, y in ``image`` pixels and a score (or visibility); joints at or below ``threshold``
+            are not drawn, nor are edges that touch them.
+        edges: Pairs of 0-based joint indices.
+        threshold: The score a joint must exceed to be drawn.
+        thickness: Line thickness; by default about 1/200 of the image's longer side, at least 1.
+
+    Returns:
+        (H, W, 3) RGB uint8 copy with the drawings; the joints of one person share a colour, per joint index.
+    """
+    canvas = np.ascontiguousarray(image.copy())
+    line = thickness or max(1, round(max(canvas.shape[:2]) / 200))
+    for person in np.asarray(keypoints, dtype=np.float64).reshape(len(keypoints), -1, 3):
+        shown = person[:, 2] > threshold
+        points = [(int(round(x)), int(round(y))) for x, y in person[:, :2]]
+        for a, b in edges:
+            if shown[a] and shown[b]:
+                cv2.line(canvas, points[a], points[b], class_color(a + 1), line, cv2.LINE_AA)
+        for j, point in enumerate(points):
+            if shown[j]:
+                cv2.circle(canvas, point, line + 1, class_color(j + 1), -1, cv2.LINE_AA)
     return canvas
 
 

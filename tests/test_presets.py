@@ -167,3 +167,21 @@ def test_centernet_info_command(capsys):
     out = capsys.readouterr().out
     model, _ = build_model_from_configs(["mobilenetv3"], 3)
     assert f"parameters:  {_parameters(model):,}" in out and "at 64x64 (3 classes" in out
+
+
+def _pose_heads(in_channels: int, head_channels: int, joints: int) -> int:
+    """The original ``multi_pose`` heads: hm (1), wh (2), reg (2), hps (2K), hm_hp (K), hp_offset (2), each a 3x3
+    conv (bias) to ``head_channels``, ReLU, 1x1 conv (bias)."""
+    return sum(
+        in_channels * head_channels * 9 + head_channels + head_channels * out + out
+        for out in (1, 2, 2, 2 * joints, joints, 2)
+    )
+
+
+def test_pose_presets_have_the_original_multi_pose_parameter_counts():
+    dla, _ = build_model_from_configs(["dla34_pose"])
+    assert (dla.num_classes, dla.task.num_joints) == (1, 17)
+    body = _dla34_dcn_original() - _heads(64, 256, COCO_CLASSES)
+    assert _parameters(dla) == body + _pose_heads(64, 256, 17) == 20_070_618
+    resnet, _ = build_model_from_configs(["resnet18_pose"])
+    assert _parameters(resnet) == _resnet18_dcn_original() - _heads(64, 64, COCO_CLASSES) + _pose_heads(64, 64, 17)

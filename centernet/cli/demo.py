@@ -1,6 +1,8 @@
-"""``centernet demo``: train on the built-in shapes dataset, evaluate, draw predictions, all on the CPU.
+"""``centernet demo``: train on a built-in dataset, evaluate, draw predictions, all on the CPU.
 
-Any extra ``--key=value`` arguments override ``configs/demo.yaml`` (e.g. ``--trainer.max_epochs=2``).
+``--task detection`` (the default) trains boxes on the shapes dataset (``configs/demo.yaml``); ``--task pose``
+trains people with their joints on the stick figures (``configs/demo_pose.yaml``). Any extra ``--key=value``
+arguments override the demo's config (e.g. ``--trainer.max_epochs=2``).
 """
 
 from __future__ import annotations
@@ -13,51 +15,73 @@ import cv2
 from rich.console import Console
 
 from centernet.configs import config_path
-from centernet.evaluation import COCO_METRIC_NAMES, format_coco_table, write_metrics_json
+from centernet.evaluation import COCO_METRIC_NAMES, KEYPOINT_METRIC_NAMES, format_coco_table, write_metrics_json
 from centernet.inference import Detector
 from centernet.inference.inputs import list_images, read_rgb
 from centernet.training.cli import CenterNetCLI
-from centernet.viz import draw_detections
 
 __all__ = ["run_demo"]
 
 _NUM_DRAWN = 8
+_DEMOS = {"detection": ("demo", "shapes"), "pose": ("demo_pose", "stick figures")}
 
 
 def run_demo(argv: Sequence[str] = ()) -> Path:
     """Run the demo and return its run directory (also printed)."""
     console = Console()
+    task, argv = _task(list(argv))
+    config, dataset = _DEMOS[task]
     if any(arg in ("-h", "--help") for arg in argv):
         console.print(__doc__)
-        console.print("Options are those of `centernet fit --help`; the demo config is " + str(config_path("demo")))
+        console.print("Options are those of `centernet fit --help`; the demo config is " + str(config_path(config)))
         return Path()
     start = time.perf_counter()
-    cli = CenterNetCLI(args=["fit", "--config", str(config_path("demo")), *argv])
+    cli = CenterNetCLI(args=["fit", "--config", str(config_path(config)), *argv])
     trainer, datamodule = cli.trainer, cli.datamodule
     run_dir = Path(trainer.log_dir)
     best = trainer.checkpoint_callback.best_model_path or None
     results = trainer.validate(cli.model, datamodule=datamodule, ckpt_path=best or "last", verbose=False)[0]
-    metrics = {name: float(results[f"val/{name}"]) for name in COCO_METRIC_NAMES}
+    names = (*COCO_METRIC_NAMES, *(KEYPOINT_METRIC_NAMES if task == "pose" else ()))
+    metrics = {name: float(results[f"val/{name}"]) for name in names}
     elapsed = time.perf_counter() - start
     write_metrics_json(run_dir / "metrics.json", metrics, {"checkpoint": best, "seconds": round(elapsed, 1)})
 
-    console.print(format_coco_table(metrics, title="COCO box metrics on the shapes validation split"))
+    console.print(format_coco_table(metrics, title=f"COCO metrics on the {dataset} validation split"))
     drawn = _draw_predictions(best or str(run_dir / "checkpoints" / "last.ckpt"), datamodule.val_images, run_dir)
-    console.print(f"AP {metrics['map']:.3f}  AP50 {metrics['map_50']:.3f}  in {elapsed:.0f} s")
+    summary = f"AP {metrics['map']:.3f}  AP50 {metrics['map_50']:.3f}"
+    if task == "pose":
+        summary = f"keypoint AP {metrics['kp_map']:.3f}  AP50 {metrics['kp_map_50']:.3f}  box {summary}"
+    console.print(f"{summary}  in {elapsed:.0f} s")
     console.print(f"annotated predictions: {drawn}")
     console.print(f"run directory: {run_dir}")
     return run_dir
 
 
+def _task(argv: list[str]) -> tuple[str, list[str]]:
+    """``--task NAME`` / ``--task=NAME`` taken out of ``argv`` (the demo's own option); ``detection`` by default."""
+    task, rest, i = "detection", [], 0
+    while i < len(argv):
+        if argv[i] == "--task" and i + 1 < len(argv):
+            task, i = argv[i + 1], i + 2
+            continue
+        if argv[i].startswith("--task="):
+            task = argv[i].split("=", 1)[1]
+        else:
+            rest.append(argv[i])
+        i += 1
+    if task not in _DEMOS:
+        raise ValueError(f"centernet demo --task must be one of {sorted(_DEMOS)}, got {task!r}")
+    return task, rest
+
+
 def _draw_predictions(checkpoint: str, image_dir: str | Path, run_dir: Path) -> Path:
-    """Draw the best checkpoint's detections on the first validation images into ``<run_dir>/predictions``."""
+    """Draw the best checkpoint's results (boxes; skeletons for pose) on the first validation images into
+    ``<run_dir>/predictions``."""
     detector = Detector.from_checkpoint(checkpoint)
     out_dir = run_dir / "predictions"
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = list_images(image_dir)[:_NUM_DRAWN]
     for path, prediction in zip(paths, detector.predict(paths, score_threshold=0.3), strict=True):
-        drawing = draw_detections(
-            read_rgb(path), prediction.boxes, prediction.labels, prediction.scores, detector.class_names
-        )
+        drawing = prediction.draw(read_rgb(path))
         cv2.imwrite(str(out_dir / f"{path.stem}.png"), cv2.cvtColor(drawing, cv2.COLOR_RGB2BGR))
     return out_dir

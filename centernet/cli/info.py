@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from centernet.cli.config import read_config
+from centernet.data.keypoints import COCO_JOINTS, COCO_SKELETON, keypoint_info
 from centernet.model import CenterNet
 from centernet.model.summary import count_flops, count_parameters
 
@@ -23,20 +24,24 @@ __all__ = ["build_model_from_configs", "run_info"]
 
 
 def build_model_from_configs(
-    configs: Sequence[str], num_classes: int = 80, overrides: Sequence[str] = ()
+    configs: Sequence[str], num_classes: int | None = None, overrides: Sequence[str] = ()
 ) -> tuple[CenterNet, int]:
     """The ``CenterNet`` that base.yaml + ``configs`` (files or shipped names) describe, with ``num_classes``
-    classes and random weights, and the config's input size (``data.image_size``)."""
+    classes (default: COCO's 80, or its 1 person class for pose) and random weights, and the config's input size
+    (``data.image_size``). A pose model counts COCO's 17 joints (the joints otherwise come from the data)."""
     config = read_config(configs, overrides)
     model = config["model"]
+    pose = model["task"] == "pose"
     network = CenterNet(
-        num_classes=num_classes,
+        num_classes=num_classes or (1 if pose else 80),
         task=model["task"],
         backbone={**model["backbone"], "pretrained": False},
         neck=model["neck"],
         head=model["head"],
         loss=model["loss"],
         max_detections=model["max_detections"],
+        task_options=model.get("task_options"),
+        task_data=keypoint_info(COCO_JOINTS, COCO_SKELETON) if pose else None,
     )
     return network, int(config["data"]["image_size"])
 
@@ -46,7 +51,9 @@ def run_info(argv: Sequence[str] = ()) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="centernet info", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action="append", default=[], help="config file or preset name (repeatable)")
     parser.add_argument("--image-size", type=_positive, default=None, help="input side (default: the config's)")
-    parser.add_argument("--num-classes", type=_positive, default=80, help="heatmap classes (default: 80, as COCO)")
+    parser.add_argument(
+        "--num-classes", type=_positive, default=None, help="heatmap classes (default: COCO's 80; 1 for pose)"
+    )
     args = parser.parse_args(list(argv))
     torch.manual_seed(0)
     model, config_size = build_model_from_configs(args.config, args.num_classes)
@@ -59,7 +66,10 @@ def run_info(argv: Sequence[str] = ()) -> dict[str, Any]:
     print(f"config:      {' + '.join(['base', *args.config])}")
     print(f"parameters:  {total:,} ({trainable:,} trainable)")
     print("             " + ", ".join(f"{name} {count:,}" for name, count in parts.items()))
-    print(f"GFLOPs:      {flops / 1e9:.2f} at {size}x{size} ({args.num_classes} classes; 1 multiply-add = 2 FLOPs)")
+    what = f"{model.num_classes} classes"
+    if model.task.name == "pose":
+        what += f", {model.task.num_joints} joints"
+    print(f"GFLOPs:      {flops / 1e9:.2f} at {size}x{size} ({what}; 1 multiply-add = 2 FLOPs)")
     return {"parameters": total, "trainable": trainable, "gflops": flops / 1e9, "image_size": size}
 
 

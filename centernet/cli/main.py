@@ -15,7 +15,7 @@ __all__ = ["console_main", "main"]
 _USAGE = """usage: centernet COMMAND [options]
 
 commands:
-  demo       build the built-in shapes dataset, train a small CenterNet on it, evaluate and draw predictions
+  demo       train a small CenterNet on a built-in dataset (--task detection|pose), evaluate and draw
   fit        train from a YAML config:      centernet fit --config configs/demo.yaml
   validate   evaluate a model (COCO AP):    centernet validate --checkpoint CKPT_OR_ONNX [--config FILE]
   predict    detect objects:                centernet predict --checkpoint CKPT_OR_ONNX --source IMAGES_OR_VIDEO

@@ -123,7 +123,7 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
 
     console = Console()
     size = "own size, padded to /32" if args.keep_resolution else f"{detector.image_size} px"
-    title = f"COCO box metrics ({mode}, {size})"
+    title = f"COCO {'box and keypoint' if 'kp_map' in evaluation.metrics else 'box'} metrics ({mode}, {size})"
     console.print(format_coco_table(evaluation.metrics, title, max_detections=extra["max_detections"]))
     console.print(_per_class_table(evaluation))
     console.print(f"metrics.json, predictions.json and PR curves -> {output}")
@@ -156,6 +156,8 @@ def evaluate_source(
                     "iscrowd": record.iscrowd,
                     "area": record.area,
                 }
+                if record.keypoints is not None:  # pose data: the joints in original pixels
+                    ground_truth["keypoints"] = record.keypoints
                 evaluator.update(record.image_id, (record.height, record.width), ground_truth, prediction)
             progress.advance(task, len(chunk))
     return evaluator, evaluator.results()

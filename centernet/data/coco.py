@@ -4,6 +4,11 @@ Labels are contiguous ``0..C-1`` in the order of the sorted category ids of the 
 maps back to the dataset's own id (needed to write COCO results) and ``class_names[label]`` names it.
 ``iscrowd=1`` annotations are not targets (COCO evaluation ignores detections matched to them). Boxes follow
 the validation policy of :mod:`centernet.data.validation`; an image without boxes is a valid sample.
+
+Person keypoints (COCO's keypoints json): a category with a ``keypoints`` list of joint names (and optionally a
+``skeleton`` of 1-based joint pairs) makes the dataset a keypoint dataset; each annotation of such a category has
+``keypoints`` ``[x1, y1, v1, ..., xK, yK, vK]`` in pixels (v 0: not labelled, 1: occluded, 2: visible). Every
+category with keypoints must name the same joints; annotations of categories without them get unlabelled joints.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ import numpy as np
 
 from centernet.boxes import xywh_to_xyxy
 from centernet.data.dataset import DetectionDataset
+from centernet.data.keypoints import keypoint_info
 from centernet.data.records import DetectionSource, ImageRecord, Problems, leaves_folder
 from centernet.data.validation import InvalidImagePolicy, validate_source
 
-__all__ = ["CocoDetection", "parse_coco", "read_categories"]
+__all__ = ["CocoDetection", "parse_coco", "read_categories", "read_keypoint_info"]
 
 # Above this size, read_categories scans the file for the "categories" key instead of parsing all of it
 # (the key sits at the end of COCO's 450 MB instances_train2017.json).
@@ -42,12 +48,23 @@ def read_categories(annotation_file: str | Path) -> tuple[list[str], list[int]]:
         ``(names, ids)`` sorted by category id: ``ids[label]`` is the dataset's id of contiguous ``label``.
     """
     path = Path(annotation_file)
+    return _parse_categories(_read_category_list(path), path)
+
+
+def read_keypoint_info(annotation_file: str | Path) -> dict[str, Any] | None:
+    """The joints of a COCO keypoints json (:func:`~centernet.data.keypoints.keypoint_info`), read as cheaply as
+    :func:`read_categories`; ``None`` when no category has ``keypoints``."""
+    path = Path(annotation_file)
+    return _parse_keypoint_categories(_read_category_list(path), path)
+
+
+def _read_category_list(path: Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"COCO annotation file not found: {path}")
     categories = _scan_categories(path) if path.stat().st_size > _SCAN_THRESHOLD_BYTES else None
     if categories is None:
         categories = _load_json(path).get("categories")
-    return _parse_categories(categories, path)
+    return categories
 
 
 def parse_coco(
@@ -85,11 +102,13 @@ def parse_coco(
         if not isinstance(dataset.get(key), list):
             raise ValueError(f"{annotation_file}: not a COCO detection json, no {key!r} list")
     class_names, category_ids = _parse_categories(dataset["categories"], annotation_file)
+    joints = _parse_keypoint_categories(dataset["categories"], annotation_file)
+    num_joints = len(joints["joint_names"]) if joints else 0
     label_of = {cid: label for label, cid in enumerate(category_ids)}
     images, broken = _read_images(dataset["images"], image_dir, annotation_file, problems, allow_images_outside_folder)
     per_image: dict[int, list[_Annotation]] = {image_id: [] for image_id in images}
     for j, entry in enumerate(dataset["annotations"]):
-        annotation = _read_annotation(j, entry, annotation_file, label_of, problems)
+        annotation = _read_annotation(j, entry, annotation_file, label_of, problems, num_joints)
         if annotation is None or annotation.image_id in broken:
             continue  # malformed (reported), or of an image entry already reported
         if annotation.image_id not in per_image:
@@ -117,9 +136,19 @@ def parse_coco(
                 area=np.array([ann.area for ann in anns], dtype=np.float32),
                 refs=[ann.ref for ann in anns],
                 source=annotation_file,
+                keypoints=_keypoint_array(anns, num_joints) if joints else None,
             )
         )
-    return DetectionSource(records, class_names, category_ids, f"COCO json {annotation_file}")
+    return DetectionSource(records, class_names, category_ids, f"COCO json {annotation_file}", joints)
+
+
+def _keypoint_array(annotations: list[_Annotation], num_joints: int) -> np.ndarray:
+    """(n, K, 3) joints of the annotations; all unlabelled for an annotation without keypoints."""
+    keypoints = np.zeros((len(annotations), num_joints, 3), dtype=np.float64)
+    for i, annotation in enumerate(annotations):
+        if annotation.keypoints is not None:
+            keypoints[i] = np.asarray(annotation.keypoints, dtype=np.float64).reshape(num_joints, 3)
+    return keypoints
 
 
 class CocoDetection(DetectionDataset):
@@ -171,6 +200,7 @@ class _Annotation:
     bbox: list[float]  # x, y, w, h pixels
     iscrowd: int
     area: float  # NaN if the json gives none: w * h of the validated box is used
+    keypoints: list[float] | None = None  # x, y, v * K of a keypoint dataset; None: all unlabelled
 
 
 def _read_images(
@@ -222,7 +252,7 @@ def _read_images(
 
 
 def _read_annotation(
-    j: int, entry: Any, path: Path, label_of: dict[int, int], problems: Problems
+    j: int, entry: Any, path: Path, label_of: dict[int, int], problems: Problems, num_joints: int = 0
 ) -> _Annotation | None:
     """One entry of ``annotations``, type-checked; ``None`` (and an error naming the annotation) if malformed."""
     if not isinstance(entry, dict):
@@ -245,10 +275,59 @@ def _read_annotation(
         message = f"has area={_short(area)}; expected a number of pixels >= 0 (or no area)"
     elif not (isinstance(iscrowd, (int, float)) and iscrowd in (0, 1)):  # 0 / 1 / false / true
         message = f"has iscrowd={_short(iscrowd)}; expected 0 or 1"
+    elif num_joints and (message := _keypoints_problem(entry.get("keypoints"), num_joints)):
+        pass
     else:
-        return _Annotation(ref, image_id, category_id, [float(v) for v in bbox], int(iscrowd), float(area))
+        keypoints = entry.get("keypoints") if num_joints else None
+        keypoints = [float(v) for v in keypoints] if keypoints else None
+        return _Annotation(ref, image_id, category_id, [float(v) for v in bbox], int(iscrowd), float(area), keypoints)
     problems.error(f"{path}: {ref} {message}")
     return None
+
+
+def _keypoints_problem(keypoints: Any, num_joints: int) -> str | None:
+    """What is wrong with an annotation's ``keypoints`` (``None`` if nothing; absent or empty: unlabelled joints)."""
+    if keypoints is None or keypoints == []:
+        return None
+    if not isinstance(keypoints, list) or not all(_is_number(v) for v in keypoints):
+        return f"has keypoints={_short(keypoints)}; expected a list of numbers [x1, y1, v1, ...]"
+    if len(keypoints) != 3 * num_joints:
+        return f"has {len(keypoints)} keypoint values; expected 3 x {num_joints} joints = {3 * num_joints}"
+    visibility = keypoints[2::3]
+    if any(v not in (0, 1, 2) for v in visibility):
+        return f"has keypoint visibilities {visibility}; each must be 0, 1 or 2"
+    return None
+
+
+def _parse_keypoint_categories(categories: Any, path: Path) -> dict[str, Any] | None:
+    """The joints named by the categories' ``keypoints`` (and their 1-based ``skeleton``), or ``None``."""
+    found: list[tuple[int, list[str], list[list[int]]]] = []
+    for i, category in enumerate(categories if isinstance(categories, list) else []):
+        names = category.get("keypoints") if isinstance(category, dict) else None
+        if not names:
+            continue
+        skeleton = category.get("skeleton") or []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{path}: categories[{i}] has keypoints={_short(names)}; expected a list of joint names")
+        valid_edge = lambda e: isinstance(e, list) and len(e) == 2 and all(_is_integer(v) for v in e)  # noqa: E731
+        if not isinstance(skeleton, list) or not all(
+            valid_edge(e) and 1 <= min(e) <= max(e) <= len(names) for e in skeleton
+        ):
+            raise ValueError(
+                f"{path}: categories[{i}] has skeleton={_short(skeleton)}; expected pairs of 1-based joint numbers "
+                f"in 1..{len(names)}"
+            )
+        found.append((i, names, [[a - 1, b - 1] for a, b in skeleton]))
+    if not found:
+        return None
+    first, names, edges = found[0]
+    for i, other, _ in found[1:]:
+        if other != names:
+            raise ValueError(
+                f"{path}: categories[{i}] names the joints {other}, but categories[{first}] names {names}; every "
+                "category with keypoints must have the same joints"
+            )
+    return keypoint_info(names, edges)
 
 
 def _is_integer(value: Any) -> bool:

@@ -11,7 +11,7 @@ __all__ = ["collate_detections"]
 
 
 # Per-image ground truth in original pixels (for evaluation), kept as lists because their lengths differ.
-_GROUND_TRUTH_KEYS = ("gt_boxes", "gt_labels", "gt_iscrowd", "gt_area")
+_GROUND_TRUTH_KEYS = ("gt_boxes", "gt_labels", "gt_iscrowd", "gt_area", "gt_keypoints")
 
 
 def collate_detections(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor | list[torch.Tensor]]:
@@ -26,8 +26,9 @@ def collate_detections(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Ten
         dict with ``image`` (N, 3, H, W) float32; ``bboxes`` (N, D, 4) float32 and ``labels`` (N, D) int64, zero
         padded, with D = max(1, max n_i) so the tensors are never empty; ``mask`` (N, D) float32, 1 for real boxes
         and 0 for padding; ``image_id`` (N,) int64; ``orig_size`` (N, 2) int64 (height, width); ``scale`` (N, 2)
-        float32 (sx, sy); if the samples have them, ``gt_boxes``, ``gt_labels``, ``gt_iscrowd`` and ``gt_area``
-        as lists of N per-image tensors.
+        float32 (sx, sy); if the samples have them, ``gt_boxes``, ``gt_labels``, ``gt_iscrowd``, ``gt_area`` and
+        ``gt_keypoints`` as lists of N per-image tensors; for keypoint data ``keypoints`` (N, D, K, 3) float32
+        (x, y relative, visibility), zero (unlabelled) in padding rows.
     """
     if len(samples) == 0:
         raise ValueError("collate_detections: got an empty list of samples")
@@ -56,6 +57,13 @@ def collate_detections(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Ten
         "orig_size": torch.tensor([[int(v) for v in sample["orig_size"]] for sample in samples], dtype=torch.int64),
         "scale": torch.tensor([list(sample["scale"]) for sample in samples], dtype=torch.float32).reshape(-1, 2),
     }
+    if "keypoints" in samples[0]:
+        num_joints = samples[0]["keypoints"].shape[-2]
+        keypoints = torch.zeros(batch_size, max_boxes, num_joints, 3, dtype=torch.float32)
+        for i, (sample, count) in enumerate(zip(samples, counts, strict=True)):
+            joints = torch.as_tensor(sample["keypoints"], dtype=torch.float32)
+            keypoints[i, :count] = joints.reshape(count, num_joints, 3)
+        batch["keypoints"] = keypoints
     for key in _GROUND_TRUTH_KEYS:
         if key in samples[0]:
             batch[key] = [torch.as_tensor(sample[key]) for sample in samples]

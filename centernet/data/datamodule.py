@@ -12,12 +12,14 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from centernet.data.augment import build_transform_from_config
-from centernet.data.coco import CocoDetection, parse_coco, read_categories
+from centernet.data.coco import CocoDetection, parse_coco, read_categories, read_keypoint_info
 from centernet.data.collate import collate_detections
 from centernet.data.dataset import DetectionDataset
+from centernet.data.keypoints import flip_permutation, keypoint_info
 from centernet.data.mosaic import Mosaic
 from centernet.data.records import DetectionSource, Problems
 from centernet.data.sampler import SeededEpochSampler, SeededSamples
+from centernet.data.stick_figures import STICK_JOINTS, STICK_SKELETON, ensure_stick_figures
 from centernet.data.synthetic import SHAPE_CATEGORY_IDS, SHAPE_CLASSES, ensure_shapes_dataset
 from centernet.data.transforms import DetectionTransform, build_eval_transform, build_train_transform
 from centernet.data.validation import InvalidImagePolicy, validate_source
@@ -37,9 +39,10 @@ class CenterNetDataModule(L.LightningDataModule):
     :mod:`centernet.data.validation`) and builds the datasets, so bad data fails before training starts.
 
     Args:
-        dataset: ``"coco"`` (images + COCO json), ``"voc"`` (images + a folder of Pascal VOC XML files),
-            ``"yolo"`` (a YOLO dataset YAML, ``yolo_data``), or ``"shapes"`` for the built-in synthetic dataset
-            (generated once into ``shapes_root``).
+        dataset: ``"coco"`` (images + COCO json, boxes or person keypoints), ``"voc"`` (images + a folder of
+            Pascal VOC XML files), ``"yolo"`` (a YOLO dataset YAML, ``yolo_data``, detect or pose), or a built-in
+            synthetic dataset generated once into ``shapes_root``: ``"shapes"`` (boxes) or ``"stick_figures"``
+            (person keypoints, :mod:`centernet.data.stick_figures`; it uses the ``shapes_*`` sizes and seed).
         train_images: Folder of the training images (``coco``, ``voc``).
         train_annotations: COCO json (``coco``), or a folder of XML files or an ``ImageSets`` .txt list (``voc``),
             of the training images.
@@ -77,6 +80,8 @@ class CenterNetDataModule(L.LightningDataModule):
         num_classes: Number of categories C (labels are 0..C-1).
         class_names: Category names, index = label.
         category_ids: The dataset's category ids, index = label.
+        task_data: What a task needs to know about the data, linked into the model (``model.task_data``): for a
+            keypoint dataset its joints (:func:`centernet.data.keypoints.keypoint_info`), else ``None``.
         train_dataset: The training :class:`DetectionDataset` after ``setup("fit")`` (a :class:`CocoDetection`
             for COCO and shapes data).
         val_dataset: The validation dataset after ``setup``.
@@ -86,7 +91,7 @@ class CenterNetDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        dataset: Literal["shapes", "coco", "voc", "yolo"] = "coco",
+        dataset: Literal["shapes", "stick_figures", "coco", "voc", "yolo"] = "coco",
         train_images: str | None = None,
         train_annotations: str | None = None,
         val_images: str | None = None,
@@ -113,8 +118,8 @@ class CenterNetDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if dataset not in ("shapes", "coco", "voc", "yolo"):
-            raise ValueError(f"dataset must be 'shapes', 'coco', 'voc' or 'yolo', got {dataset!r}")
+        if dataset not in ("shapes", "stick_figures", "coco", "voc", "yolo"):
+            raise ValueError(f"dataset must be 'shapes', 'stick_figures', 'coco', 'voc' or 'yolo', got {dataset!r}")
         if invalid_images not in ("error", "skip"):
             raise ValueError(f"invalid_images must be 'error' or 'skip', got {invalid_images!r}")
         if batch_size < 1 or (val_batch_size is not None and val_batch_size < 1):
@@ -152,13 +157,18 @@ class CenterNetDataModule(L.LightningDataModule):
         self.yolo: YoloData | None = None
         self._start_epoch = 0
 
+        joints = None
         if dataset == "shapes":
             names, ids = list(SHAPE_CLASSES), list(SHAPE_CATEGORY_IDS)
+        elif dataset == "stick_figures":
+            names, ids = ["person"], [1]
+            joints = keypoint_info(STICK_JOINTS, STICK_SKELETON)
         elif dataset == "yolo":
             if yolo_data is None:
                 raise ValueError("dataset='yolo' needs `yolo_data`: the dataset YAML with path, train, val and names")
             self.yolo = read_yolo_yaml(yolo_data)
             names, ids = self.yolo.class_names, self.yolo.category_ids
+            joints = self.yolo.keypoints
         elif dataset == "voc":
             folders = [a for a in (train_annotations, val_annotations) if a is not None]
             if voc_classes is None and not folders:
@@ -174,18 +184,25 @@ class CenterNetDataModule(L.LightningDataModule):
                     "dataset='coco' needs `train_annotations` (or `val_annotations`): the categories are read from it"
                 )
             names, ids = read_categories(source)
+            joints = read_keypoint_info(source)
         self.class_names: list[str] = names
         self.category_ids: list[int] = ids
         self.num_classes: int = len(names)
+        self.task_data: dict[str, Any] | None = joints
+        if joints is not None:
+            if self.mosaic is not None:
+                raise ValueError("mosaic does not support keypoint data yet; set mosaic: 0")
+            if isinstance(self.train_transform, DetectionTransform):  # a mirror swaps the left and right joints
+                self.train_transform.flip_permutation = flip_permutation(joints)
 
     def prepare_data(self) -> None:
-        """Generate the shapes dataset once (rank 0 only); nothing to do for COCO data."""
-        if self.dataset == "shapes":
+        """Generate the built-in dataset once (rank 0 only); nothing to do for files on disk."""
+        if self.dataset in ("shapes", "stick_figures"):
             self._ensure_shapes()
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets the stage needs (``fit``: train and val; ``validate``: val)."""
-        if self.dataset == "shapes":
+        if self.dataset in ("shapes", "stick_figures"):
             self._ensure_shapes()  # reuses the cache written by prepare_data; sets the four paths
         if stage in (None, "fit") and self.train_dataset is None:
             self.train_dataset = self._dataset("train", self.train_transform, self.mosaic)
@@ -199,7 +216,7 @@ class CenterNetDataModule(L.LightningDataModule):
             ``(source, problems)``: the validated records and everything validation found (``problems.errors``
             non-empty means the split cannot be used).
         """
-        if self.dataset == "shapes":
+        if self.dataset in ("shapes", "stick_figures"):
             self._ensure_shapes()
         problems = Problems()
         if self.dataset == "yolo":
@@ -268,7 +285,8 @@ class CenterNetDataModule(L.LightningDataModule):
         self._start_epoch = int(state_dict.get("epoch", 0))
 
     def _ensure_shapes(self) -> None:
-        paths = ensure_shapes_dataset(
+        generate = ensure_stick_figures if self.dataset == "stick_figures" else ensure_shapes_dataset
+        paths = generate(
             root=self.shapes_root,
             num_train=self.shapes_train_images,
             num_val=self.shapes_val_images,
@@ -287,7 +305,7 @@ class CenterNetDataModule(L.LightningDataModule):
 
     def _dataset(self, split: str, transform: DetectionTransform, mosaic: Mosaic | None) -> DetectionDataset:
         """Read and validate a split; raises one error listing every problem (each naming its file)."""
-        if self.dataset in ("coco", "shapes"):
+        if self.dataset in ("coco", "shapes", "stick_figures"):
             images, annotations = self._require(split)
             dataset = CocoDetection(
                 images,

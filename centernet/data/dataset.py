@@ -41,6 +41,8 @@ class DetectionDataset(Dataset):
     ) -> None:
         if any(record.normalized for record in source.records):
             raise ValueError(f"{source.description}: records must be validated (validate_source) first")
+        if mosaic is not None and source.keypoints is not None:
+            raise ValueError(f"{source.description}: mosaic does not support keypoint data yet; set mosaic: 0")
         self.source = source
         self.transform = transform
         self.mosaic = mosaic
@@ -86,7 +88,9 @@ class DetectionDataset(Dataset):
             dict with ``image`` (3, H, W) float32 RGB in [0, 1]; ``bboxes`` (n, 4) float32 ``cx, cy, w, h``
             relative to the transformed image; ``labels`` (n,) int64; ``image_id`` int; ``orig_size`` (h, w) ints
             of the image file; ``scale`` (sx, sy) floats (transformed pixels per original pixel; (1, 1) for a
-            mosaic). For evaluation in original pixels, untouched by the transform, every valid annotation of the
+            mosaic). Keypoint data: ``keypoints`` (n, K, 3) float32 x, y relative to the transformed image and
+            visibility (0: not labelled) and ``gt_keypoints`` (m, K, 3) in original pixels. For evaluation in
+            original pixels, untouched by the transform, every valid annotation of the
             image (crowd included, clipped to the image): ``gt_boxes`` (m, 4) float32 ``x1, y1, x2, y2`` pixels,
             ``gt_labels`` (m,) int64, ``gt_iscrowd`` (m,) int64 and ``gt_area`` (m,) float32 (COCO's ``area``,
             else ``w * h``).
@@ -97,15 +101,18 @@ class DetectionDataset(Dataset):
         else:
             image, boxes, labels = self.load(index)
         scale = (1.0, 1.0)
+        keypoints = self._keypoints(record) if self.source.keypoints is not None else None
         if self.transform is not None:
-            out = self.transform(image=image, bboxes=boxes, labels=labels)
+            extra = {"keypoints": keypoints} if keypoints is not None else {}
+            out = self.transform(image=image, bboxes=boxes, labels=labels, **extra)
             image = out["image"]
+            keypoints = out.get("keypoints")
             boxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
             labels = np.asarray(out["labels"], dtype=np.int64).reshape(-1)
             sx, sy = out.get("scale", (1.0, 1.0))
             scale = (float(sx), float(sy))
         cxcywh = absolute_to_relative(xyxy_to_cxcywh(boxes), image.shape[:2])  # (n, 4) relative to the input
-        return {
+        sample = {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0),
             "bboxes": torch.from_numpy(np.ascontiguousarray(cxcywh, dtype=np.float32)),
             "labels": torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)),
@@ -117,3 +124,17 @@ class DetectionDataset(Dataset):
             "gt_iscrowd": torch.from_numpy(record.iscrowd.astype(np.int64)),
             "gt_area": torch.from_numpy(record.area.astype(np.float32)),
         }
+        if keypoints is not None:
+            height, width = image.shape[:2]
+            num_joints = len(self.source.keypoints["joint_names"])
+            relative = np.asarray(keypoints, dtype=np.float32).reshape(len(boxes), num_joints, 3) / np.array(
+                [width, height, 1.0], dtype=np.float32
+            )
+            sample["keypoints"] = torch.from_numpy(np.ascontiguousarray(relative))  # (n, K, 3) x, y relative
+            sample["gt_keypoints"] = torch.from_numpy(record.keypoints.astype(np.float32))  # (m, K, 3) pixels
+        return sample
+
+    def _keypoints(self, record: Any) -> np.ndarray:
+        """(n, K, 3) joints of the record's training targets (crowd regions left out, as in :meth:`load`)."""
+        num_joints = len(self.source.keypoints["joint_names"])
+        return record.keypoints[record.iscrowd == 0].astype(np.float32).reshape(-1, num_joints, 3)

@@ -42,6 +42,8 @@ class ImageRecord:
         refs: Per box, where it was read from, for messages (``"annotation id=7"``, ``"line 3"``, ``"object 2"``).
         source: The annotation file this record came from, for messages.
         normalized: True while ``boxes`` are relative ``cx, cy, w, h`` (YOLO until the image size is known).
+        keypoints: (n, K, 3) float64 joints of a keypoint dataset (x, y as the boxes: pixels, or relative while
+            ``normalized``; visibility 0 = not labelled), see :mod:`centernet.data.keypoints`; ``None`` without.
     """
 
     path: Path
@@ -55,6 +57,7 @@ class ImageRecord:
     refs: list[str]
     source: Path
     normalized: bool = False
+    keypoints: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -70,12 +73,15 @@ class DetectionSource:
         category_ids: The dataset's category ids, index = contiguous label (COCO: the json's ids; VOC: 1..C in
             the order of ``class_names``; YOLO: the YOLO class indices).
         description: What was read, for messages (e.g. ``"COCO json data/train.json"``).
+        keypoints: The joints of a keypoint dataset (:func:`centernet.data.keypoints.keypoint_info`: joint names,
+            skeleton edges, left/right pairs); ``None`` for boxes only.
     """
 
     records: list[ImageRecord]
     class_names: list[str]
     category_ids: list[int]
     description: str
+    keypoints: dict | None = None
 
     @property
     def num_classes(self) -> int:

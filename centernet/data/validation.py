@@ -8,6 +8,8 @@
 - The decoded size must match the size the annotation records (COCO ``width``/``height``, VOC ``<size>``);
   a mismatch is treated like an unusable file (error, or skipped). EXIF orientation is ignored (see
   :mod:`centernet.data.imagefile`); when the recorded size is the rotated one, the message says so.
+- A labelled joint (keypoint datasets) with non-finite coordinates or outside its image becomes unlabelled with
+  a :class:`DataWarning` naming the file, the object and the joint (:mod:`centernet.data.keypoints`).
 - Unknown classes are errors raised by the parsers, which know the file and line.
 - A split without images is an error naming its annotation file: nothing would be trained or validated (training
   would end at once with "no training batches"). So is a split whose every image was skipped as unusable.
@@ -27,6 +29,7 @@ import numpy as np
 
 from centernet.boxes import clip_xyxy, cxcywh_to_xyxy, relative_to_absolute
 from centernet.data.imagefile import ImageFileError, ImageInfo, inspect_image
+from centernet.data.keypoints import apply_keypoint_policy
 from centernet.data.records import DetectionSource, ImageRecord, Problems
 
 __all__ = ["DataWarning", "InvalidImagePolicy", "validate_source"]
@@ -141,6 +144,14 @@ def _apply_box_policy(record: ImageRecord, info: ImageInfo, problems: Problems) 
     area = np.asarray(record.area, dtype=np.float32)[keep]
     missing = ~np.isfinite(area)
     area[missing] = ((clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1]))[missing]
+    refs = [ref for ref, k in zip(record.refs, keep, strict=True) if k]
+    keypoints = None
+    if record.keypoints is not None:
+        keypoints = np.asarray(record.keypoints, dtype=np.float64)[keep]  # (n, K, 3)
+        if record.normalized:
+            keypoints = keypoints * np.array([width, height, 1.0])
+        where = f"{record.source} ({record.path.name})"
+        keypoints = apply_keypoint_policy(keypoints, (height, width), refs, where, problems.dropped)
     return dataclasses.replace(
         record,
         width=width,
@@ -149,8 +160,9 @@ def _apply_box_policy(record: ImageRecord, info: ImageInfo, problems: Problems) 
         labels=np.asarray(record.labels, dtype=np.int64)[keep],
         iscrowd=np.asarray(record.iscrowd, dtype=np.int64)[keep],
         area=area,
-        refs=[ref for ref, k in zip(record.refs, keep, strict=True) if k],
+        refs=refs,
         normalized=False,
+        keypoints=keypoints,
     )
 
 

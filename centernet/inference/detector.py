@@ -164,7 +164,7 @@ class Detector:
             backend = TorchScriptBackend(path, device, meta["image_size"], names)
             backend.dynamic = meta["dynamic"]
         backend.max_detections = exported_k
-        task = build_task(meta.get("task", "detection"))
+        task = build_task(meta.get("task", "detection"), options=meta.get("task_options"), data=meta.get("task_data"))
         return cls(
             backend, meta["class_names"], meta["category_ids"], size, device, task=task, max_detections=max_detections
         )

@@ -3,8 +3,10 @@
 The exported graph takes a float RGB batch in [0, 1] (N, 3, H, W), H and W multiples of 32, normalises it,
 runs the network and decodes it (3x3 max-pool peaks + top-K over classes x cells) with the model's own
 :meth:`CenterNet.decode`, so any head or backbone that the eager model supports exports the same way. It outputs
-``boxes`` (N, K, 4) float32 xyxy in input pixels, ``scores`` (N, K) float32 and ``labels`` (N, K) int64; entries
-with score 0 are the padding of images with fewer than K peaks. Letterboxing and the mapping back to original
+the task's decoded results (:attr:`Task.output_names <centernet.tasks.base.Task.output_names>`): for detection
+``boxes`` (N, K, 4) float32 xyxy in input pixels, ``scores`` (N, K) float32 and ``labels`` (N, K) int64, for pose
+also ``keypoints`` (N, K, J, 3) float32 (x, y input pixels, score); entries with score 0 are the padding of images
+with fewer than K peaks. Letterboxing and the mapping back to original
 pixels stay outside the graph (see :class:`centernet.inference.detector.Detector`).
 
 The class names, category ids, input size and whether the input size is dynamic travel inside the file (ONNX
@@ -13,6 +15,7 @@ The class names, category ids, input size and whether the input size is dynamic 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from collections.abc import Sequence
@@ -74,9 +77,21 @@ def _metadata(
         "dynamic": bool(dynamic),
         "batch_size": int(batch_size),
         "task": wrapper.model.task.name,
+        # What rebuilds the task outside the graph (pose: its options and the joints): plain data.
+        "task_options": _plain(getattr(wrapper.model.task, "options", None)),
+        "task_data": _plain(getattr(wrapper.model.task, "skeleton", None)),
         "max_detections": int(wrapper.max_detections or wrapper.model.max_detections),
         "outputs": list(wrapper.output_names),
     }
+
+
+def _plain(value: Any) -> Any:
+    """A task's option dataclass or metadata as a JSON-ready dict (``to_dict`` when it has one); None stays."""
+    if value is None:
+        return None
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return dataclasses.asdict(value)
 
 
 def _example(

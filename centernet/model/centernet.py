@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +32,10 @@ class CenterNet(nn.Module):
         neck: The neck's options, or its name for short (``"upsampling"``, ``"lateral"``, ``"dla_up"``).
         head: The task's head options, or the head type for short (detection: ``"size"`` or ``"ltrb"``).
         loss: The task's loss options.
+        task_options: The task's own options beyond head and loss (pose: :class:`~centernet.tasks.pose.config.
+            PoseConfig`'s fields); ``None`` for a task without any (detection).
+        task_data: What the task needs to know about the data (pose: the joints, as the data module's
+            ``task_data``); ``None`` for detection.
         max_detections: K, the detections kept per image by :meth:`decode` (and exported graphs).
     """
 
@@ -45,6 +50,8 @@ class CenterNet(nn.Module):
         head: DetectionHeadConfig | str | None = None,
         loss: DetectionLossConfig | None = None,
         max_detections: int = 100,
+        task_options: Mapping[str, Any] | None = None,
+        task_data: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if max_detections < 1:
@@ -53,7 +60,7 @@ class CenterNet(nn.Module):
         neck_options = as_options(neck, NeckConfig, shorthand="name")
         self.num_classes = num_classes
         self.max_detections = max_detections
-        self.task = build_task(task, head=head, loss=loss)
+        self.task = build_task(task, head=head, loss=loss, options=task_options, data=task_data)
         self.backbone = build_backbone(backbone_options.name, pretrained=backbone_options.pretrained)
         if backbone_options.freeze_bn:
             freeze_batchnorm(self.backbone)

@@ -201,6 +201,8 @@ def model_options(hparams: Mapping[str, Any]) -> dict[str, Any]:
         "head": hparams.get("head"),
         "loss": hparams.get("loss"),
         "max_detections": int(hparams.get("max_detections", 100)),
+        "task_options": hparams.get("task_options"),
+        "task_data": hparams.get("task_data"),
     }
 
 

@@ -6,6 +6,12 @@ letterbox into original pixels), the result type (which draws itself and writes 
 evaluator. Detection is the first task (:mod:`centernet.tasks.detection`); a new one is a new folder and a line
 in :data:`centernet.tasks.TASKS`.
 
+A task is built by :func:`centernet.tasks.build_task` from ``head=`` and ``loss=`` (every task) and, where it
+takes them, ``options=`` (its own options, ``model.task_options``) and ``data=`` (what it must know about the
+dataset, ``model.task_data``, linked from the data module: pose's joints); results may carry keys beyond boxes,
+scores and labels (pose's ``keypoints``), indexed by detection like them, so that selection and the inverse
+letterbox keep them aligned.
+
 Conventions: maps are at the network's output stride (4) with the image axis first; decoded results are
 batched, K per image, in input pixels, padded with score 0; :meth:`Task.to_original` maps one image's results to
 its original pixels.

@@ -7,13 +7,14 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Checkpoint
 
-from centernet.evaluation import COCO_METRIC_NAMES, DENSE_METRIC_NAMES, write_metrics_json
+from centernet.evaluation import COCO_METRIC_NAMES, DENSE_METRIC_NAMES, KEYPOINT_METRIC_NAMES, write_metrics_json
 
 __all__ = ["CocoMetricsWriter", "LastCheckpoint"]
 
 
 class CocoMetricsWriter(L.Callback):
-    """Writes the latest validation's 12 COCO numbers to ``<run dir>/metrics.json``.
+    """Writes the latest validation's 12 COCO numbers (and a pose model's 10 keypoint numbers) to
+    ``<run dir>/metrics.json``.
 
     Args:
         filename: File name inside the run directory (``trainer.log_dir``).
@@ -28,7 +29,8 @@ class CocoMetricsWriter(L.Callback):
         logged = trainer.callback_metrics
         if f"val/{COCO_METRIC_NAMES[0]}" not in logged:
             return
-        names = [*COCO_METRIC_NAMES, *(name for name in DENSE_METRIC_NAMES if f"val/{name}" in logged)]
+        optional = (*DENSE_METRIC_NAMES, *KEYPOINT_METRIC_NAMES)
+        names = [*COCO_METRIC_NAMES, *(name for name in optional if f"val/{name}" in logged)]
         metrics = {name: float(logged[f"val/{name}"]) for name in names}
         extra: dict[str, object] = {"epoch": trainer.current_epoch, "global_step": trainer.global_step}
         if trainer.ckpt_path:

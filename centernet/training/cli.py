@@ -1,8 +1,9 @@
 """Lightning's ``fit`` driven by YAML: the ``LightningCLI`` of centernet.
 
 Every config is read on top of ``configs/base.yaml`` (a default config file), so a config such as
-``configs/demo.yaml`` only lists what it changes. The number of classes, the class names, the category ids and
-the input size flow from the data module into the model (linked, never typed twice).
+``configs/demo.yaml`` only lists what it changes. The number of classes, the class names, the category ids,
+the input size and what the task needs to know about the data (a pose dataset's joints) flow from the data module
+into the model (linked, never typed twice).
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ class CenterNetCLI(LightningCLI):
         self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        for attribute in ("num_classes", "class_names", "category_ids", "image_size"):
+        for attribute in ("num_classes", "class_names", "category_ids", "image_size", "task_data"):
             parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
 
     def instantiate_trainer(self, **kwargs: Any):

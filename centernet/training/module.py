@@ -24,7 +24,7 @@ import centernet.model.summary  # noqa: F401  (registers the FLOPs of deformable
 from centernet.boxes import Letterbox
 from centernet.configs import as_options
 from centernet.distributed import deduplicate_by_image_id, gather_objects, is_distributed, scaled_learning_rate
-from centernet.evaluation import COCO_METRIC_NAMES, DENSE_METRIC_NAMES
+from centernet.evaluation import COCO_METRIC_NAMES, DENSE_METRIC_NAMES, KEYPOINT_METRIC_NAMES
 from centernet.model import BackboneConfig, CenterNet, NeckConfig
 from centernet.model.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -63,12 +63,16 @@ class CenterNetModule(L.LightningModule):
         category_ids: The dataset's own category id of each contiguous label; linked from the data.
         image_size: Side of the square network input used in training; linked from the data, stored so that
             inference preprocesses the same way.
-        task: What the network predicts: "detection" (the registered tasks are in ``centernet.tasks.TASKS``).
+        task: What the network predicts: "detection" or "pose" (the registered tasks are in
+            ``centernet.tasks.TASKS``).
         backbone: The feature extractor.
         neck: The upsampling neck from stride 32 to 4.
         head: The task's head.
         loss: The task's ground-truth heatmaps and loss weights.
         max_detections: Top-K results kept per image when decoding (validation, predict, validate, export).
+        task_options: The task's own options beyond head and loss, validated by the task (pose: the fields of
+            ``centernet.tasks.pose.config.PoseConfig``: joint loss weights, snapping); empty for detection.
+        task_data: What the task needs to know about the data; linked from the data (pose: the joints).
         optimizer: AdamW and its learning-rate schedule.
         channels_last: Keep weights, images and heatmap targets in the channels-last (NHWC) memory format.
             ``None`` decides in :meth:`setup` with :func:`default_channels_last`: on the CPU, where oneDNN's
@@ -98,6 +102,8 @@ class CenterNetModule(L.LightningModule):
         head: DetectionHeadConfig = DetectionHeadConfig(),
         loss: DetectionLossConfig = DetectionLossConfig(),
         max_detections: int = 100,
+        task_options: dict[str, Any] | None = None,
+        task_data: dict[str, Any] | None = None,
         optimizer: OptimizerConfig = OptimizerConfig(),
         channels_last: bool | None = None,
         compile: bool = False,
@@ -128,6 +134,8 @@ class CenterNetModule(L.LightningModule):
                 "task": task,
                 **{name: dataclasses.asdict(options) for name, options in groups.items()},
                 "max_detections": max_detections,
+                "task_options": dict(task_options) if task_options else None,
+                "task_data": task_data,
                 "channels_last": channels_last,
                 "compile": compile,
                 "init_weights": init_weights,
@@ -143,6 +151,8 @@ class CenterNetModule(L.LightningModule):
             head=groups["head"],
             loss=groups["loss"],
             max_detections=max_detections,
+            task_options=task_options,
+            task_data=task_data,
         )
         self._channels_last = False
         if channels_last:
@@ -276,13 +286,9 @@ class CenterNetModule(L.LightningModule):
             one = {key: value[i] for key, value in detections.items()}
             keep = one["scores"] > 0  # drops the zero-score padding of images with fewer than K peaks
             result = task.to_original({key: value[keep].detach().cpu() for key, value in one.items()}, letterbox)
-            # The ground truth of the dataset's records in original pixels (crowd regions are ignore regions).
-            ground_truth = {
-                "boxes": batch["gt_boxes"][i],
-                "labels": batch["gt_labels"][i],
-                "iscrowd": batch["gt_iscrowd"][i],
-                "area": batch["gt_area"][i],
-            }
+            # The ground truth of the dataset's records in original pixels (crowd regions are ignore regions):
+            # every gt_* key of the batch (boxes, labels, iscrowd, area; keypoints for pose data).
+            ground_truth = {key[3:]: value[i] for key, value in batch.items() if key.startswith("gt_")}
             self.evaluator.update(image_id, (height, width), ground_truth, result)
 
     def on_validation_epoch_end(self) -> None:
@@ -292,12 +298,12 @@ class CenterNetModule(L.LightningModule):
         evaluation = self.evaluator.compute()
         self.last_val_image_ids = sorted(image_id for image_id, _ in self.evaluator.state())
         self.evaluator.reset()
-        for name in (*COCO_METRIC_NAMES, *DENSE_METRIC_NAMES):
-            if name not in evaluation.metrics:  # the dense-scene numbers exist only above 100 detections per image
+        for name in (*COCO_METRIC_NAMES, *DENSE_METRIC_NAMES, *KEYPOINT_METRIC_NAMES):
+            if name not in evaluation.metrics:  # dense-scene numbers: above 100 detections per image; keypoint: pose
                 continue
             # Identical on every rank; sync_dist averages equal values (exact) and keeps Lightning's DDP check quiet.
             value = float(evaluation.metrics[name])
-            self.log(f"val/{name}", value, prog_bar=name in ("map", "map_50"), sync_dist=True)
+            self.log(f"val/{name}", value, prog_bar=name in ("map", "map_50", "kp_map"), sync_dist=True)
         self.last_val_metrics = dict(evaluation.metrics)
 
     def _use_channels_last(self, channels_last: bool) -> None:

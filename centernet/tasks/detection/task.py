@@ -71,13 +71,15 @@ class DetectionTask(Task):
     def select(
         self, detections: Mapping[str, Tensor], score_threshold: float, max_detections: int, nms_iou: float | None
     ) -> dict[str, Tensor]:
+        # Every key is selected alike (a task extending detection adds per-detection keys, e.g. pose's keypoints).
         keep = detections["scores"] > score_threshold
-        boxes, scores, labels = (detections[key][keep] for key in _KEYS)
+        kept = {key: value[keep] for key, value in detections.items()}
+        boxes, scores, labels = (kept[key] for key in _KEYS)
         if nms_iou is not None:
             index = class_aware_nms(boxes, scores, labels, nms_iou, max_detections)
         else:
             index = torch.argsort(scores, descending=True, stable=True)[:max_detections]
-        return {"boxes": boxes[index], "scores": scores[index], "labels": labels[index]}
+        return {key: value[index] for key, value in kept.items()}
 
     def result(
         self,
