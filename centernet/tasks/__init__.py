@@ -8,10 +8,11 @@ from typing import Any
 
 from centernet.tasks.base import Evaluator, Task
 from centernet.tasks.detection.task import DetectionTask
+from centernet.tasks.tracking.task import TrackingTask
 
 __all__ = ["TASKS", "Evaluator", "Task", "build_task"]
 
-TASKS: dict[str, type[Task]] = {"detection": DetectionTask}
+TASKS: dict[str, type[Task]] = {"detection": DetectionTask, "tracking": TrackingTask}
 
 
 def build_task(name: str, **options: Any) -> Task:

@@ -46,6 +46,10 @@ class Task(ABC):
 
     name: ClassVar[str]
     output_names: ClassVar[tuple[str, ...]]  # decoded outputs, the order of an exported graph's outputs
+    # Inputs besides the image, name -> channels, at the image's size (tracking: the previous image and a heatmap
+    # of the previous frame's objects). The model adds them into the backbone's first layer (zero-initialised);
+    # a batch carries them under these names. None for detection.
+    extra_inputs: ClassVar[dict[str, int]] = {}
 
     @abstractmethod
     def build_head(self, in_channels: int, num_classes: int) -> nn.Module:
