@@ -1,6 +1,7 @@
 """``centernet demo``: train on the built-in shapes dataset, evaluate, draw predictions, all on the CPU.
 
 Any extra ``--key=value`` arguments override ``configs/demo.yaml`` (e.g. ``--trainer.max_epochs=2``).
+``centernet demo --task track`` trains a tracker on moving-shapes videos instead (:mod:`centernet.cli.track_demo`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ _NUM_DRAWN = 8
 
 def run_demo(argv: Sequence[str] = ()) -> Path:
     """Run the demo and return its run directory (also printed)."""
+    if "--task=track" in argv or any(a == "--task" and b == "track" for a, b in zip(argv, argv[1:], strict=False)):
+        from centernet.cli.track_demo import run_track_demo
+
+        return run_track_demo(argv)
     console = Console()
     if any(arg in ("-h", "--help") for arg in argv):
         console.print(__doc__)
