@@ -112,3 +112,13 @@ def test_ensure_moving_shapes_is_cached(tmp_path: Path):
     stamp = (first.train / "shapes-train-00" / "gt" / "gt.txt").stat().st_mtime_ns
     again = ensure_moving_shapes(tmp_path, num_train=1, num_val=1, num_frames=3, image_size=32)
     assert again == first and (again.train / "shapes-train-00" / "gt" / "gt.txt").stat().st_mtime_ns == stamp
+
+
+def test_validate_task_track_writes_metrics(tracking_checkpoint, tmp_path: Path):
+    from centernet.cli.main import main
+
+    path, val = tracking_checkpoint
+    payload = main(["validate", "--task", "track", "--checkpoint", str(path), "--mot", str(val), "--output",
+                    str(tmp_path)])  # fmt: skip
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["MOTA"] == payload["MOTA"] and 0 <= written["HOTA"] <= 1 and "IDF1" in written

@@ -21,7 +21,7 @@ from centernet.data.prior_heatmap import render_prior_heatmap
 from centernet.tasks.tracking.association import GreedyAssociator
 from centernet.tasks.tracking.task import TrackingTask
 
-__all__ = ["FrameTracks", "OnlineTracking", "Runner"]
+__all__ = ["FrameTracks", "OnlineTracking", "Runner", "associate_recorded"]
 
 #: ``runner(image, prev_image, prev_heatmap)`` -> decoded outputs of the tracking task, batched (N, K, ...) in
 #: input pixels; images (N, 3, S, S) float in [0, 1], heatmap (N, 1, S, S).
@@ -80,6 +80,7 @@ class OnlineTracking:
         self._previous: Tensor | None = None
         self._previous_boxes = np.zeros((0, 4))  # tracked boxes of the previous frame, original pixels
         self.association_seconds = 0.0  # time spent in association (for benchmarks)
+        self.last_detections: tuple[np.ndarray, ...] = ()
 
     def step(self, image: Tensor, letterbox: Letterbox, runner: Runner) -> FrameTracks:
         """Track one frame.
@@ -102,6 +103,8 @@ class OnlineTracking:
         boxes = original["boxes"].numpy()
         scores, labels = original["scores"].numpy(), original["labels"].numpy()
         displacements = original["tracking"].numpy()
+        # Every selected detection of the frame, before association (to replay it with another association).
+        self.last_detections = (boxes, scores, labels, displacements)
         start = time.perf_counter()
         ids = self.associator.update(boxes, scores, labels, displacements if self.use_displacement else None)
         self.association_seconds += time.perf_counter() - start
@@ -112,3 +115,17 @@ class OnlineTracking:
             boxes[tracked].astype(np.float32), scores[tracked].astype(np.float32), labels[tracked].astype(np.int64),
             ids[tracked], displacements[tracked].astype(np.float32),
         )  # fmt: skip
+
+
+def associate_recorded(
+    detections: list[tuple[np.ndarray, ...]], associator: GreedyAssociator, use_displacement: bool = True
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Associate recorded frames of detections (``OnlineTracking.last_detections`` of each frame: boxes, scores,
+    labels, displacements) again with ``associator``: e.g. by nearest centre (``use_displacement=False``) on the
+    same detections. Returns ``(track ids, boxes)`` of the tracked objects per frame."""
+    associator.reset()
+    frames = []
+    for boxes, scores, labels, displacements in detections:
+        ids = associator.update(boxes, scores, labels, displacements if use_displacement else None)
+        frames.append((ids[ids > 0], boxes[ids > 0]))
+    return frames
