@@ -13,6 +13,7 @@ import torch
 from centernet.data.mot import parse_mot, read_mot_results
 from centernet.data.moving_shapes import ensure_moving_shapes
 from centernet.inference.tracker import Tracker, _EagerRunner, _OnnxRunner
+from centernet.training.tracking_eval import TrackingEvaluation
 from tests.helpers import quiet_trainer, tiny_module
 
 
@@ -28,8 +29,12 @@ def tracking_checkpoint(tmp_path_factory) -> tuple[Path, Path]:
         shapes_val=1, shapes_frames=12,
     )  # fmt: skip
     module = tiny_module(num_classes=1, class_names=["shape"], category_ids=[1], task="tracking")
-    trainer = quiet_trainer(max_steps=2, limit_val_batches=1, num_sanity_val_steps=0)
+    evaluation = TrackingEvaluation()
+    trainer = quiet_trainer(max_steps=2, limit_val_batches=1, num_sanity_val_steps=0, callbacks=[evaluation],
+                            default_root_dir=str(root))  # fmt: skip
     trainer.fit(module, datamodule=data)
+    assert set(evaluation.metrics) >= {"HOTA", "MOTA", "IDF1"}  # tracked the validation video at the fit's end
+    assert json.loads((root / "tracking_metrics.json").read_text()) == evaluation.metrics
     metrics = trainer.validate(module, datamodule=data, verbose=False)[0]
     assert "val/map" in metrics and "val/loss_tracking" in metrics  # per-frame detection AP and the losses
     with torch.no_grad():
