@@ -75,7 +75,7 @@ def run_track_demo(argv: Sequence[str] = ()) -> Path:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     trainer.fit(module, datamodule=data)
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    trainer.save_checkpoint(checkpoint)
+    trainer.save_checkpoint(checkpoint, weights_only=True)
     trained = time.perf_counter() - start
 
     tracker = Tracker.from_checkpoint(checkpoint)
