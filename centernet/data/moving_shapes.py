@@ -11,7 +11,7 @@ reader as real data (:func:`centernet.data.mot.parse_mot`). Rules of the generat
 - Occlusions: every object has a depth; nearer ones are painted over farther ones, so objects cross and hide
   each other. An object less than 30 % visible (its own pixels, hidden or outside the frame) is not annotated in
   that frame and keeps its track id when it reappears.
-- Entering and leaving: objects start inside, and new ones enter from a random border about every 15 frames;
+- Entering and leaving: 3-6 objects start inside, and new ones enter from a random border about every 5 frames;
   objects that drift out of the frame leave for good.
 - Boxes are the full (amodal) box clipped to the frame, MOTChallenge's convention; ``visibility`` is the visible
   fraction.
@@ -127,11 +127,11 @@ def generate_moving_shapes(
     rng = np.random.default_rng([seed, _SPLIT_IDS[split], index, _GENERATOR_VERSION])
     size = image_size
     background = _background(rng, size)
-    objects = [_new_object(rng, i + 1, size, entering=False) for i in range(int(rng.integers(2, 5)))]
+    objects = [_new_object(rng, i + 1, size, entering=False) for i in range(int(rng.integers(3, 7)))]
     next_id = len(objects) + 1
     frames, rows = [], []
     for number in range(1, num_frames + 1):
-        if number > 1 and rng.random() < 1 / 15:
+        if number > 1 and rng.random() < 1 / 5:
             objects.append(_new_object(rng, next_id, size, entering=True))
             next_id += 1
         canvas = background + rng.normal(0, 3, background.shape).astype(np.float32)
