@@ -67,12 +67,12 @@ def test_tracker_streams_tracks_and_uses_the_previous_frame(tracking_checkpoint)
 
 
 def test_onnx_tracker_matches_the_eager_one(tracking_checkpoint, tmp_path: Path):
-    from centernet.inference.export import export_onnx
+    from centernet.cli.main import main
     from centernet.model.checkpoint import load_model
 
     path, val = tracking_checkpoint
     loaded = load_model(path)
-    onnx_path = export_onnx(loaded.model, tmp_path / "tracker.onnx", loaded.class_names, loaded.category_ids, 64)
+    onnx_path = main(["export", "--checkpoint", str(path), "--format", "onnx", "--output", str(tmp_path / "t.onnx")])
     eager, onnx = _EagerRunner(loaded.model, torch.device("cpu"), 100), _OnnxRunner(onnx_path)
     generator = torch.Generator().manual_seed(3)
     inputs = (torch.rand(1, 3, 64, 64, generator=generator), torch.rand(1, 3, 64, 64, generator=generator),

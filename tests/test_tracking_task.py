@@ -160,3 +160,12 @@ def test_weak_detections_start_no_track_and_labels_must_match():
     assert ids.tolist() == [2]
     ids = associator.update(np.array([_box(11, 10), _box(12, 10)]), np.array([0.45, 0.35]), np.array([0, 1]))
     assert ids.tolist() == [1, 2]
+
+
+def test_a_replaced_first_convolution_is_an_error_not_a_silent_detector():
+    network = tiny_network(num_classes=2, task="tracking").eval()
+    network.backbone.conv1 = torch.nn.Conv2d(3, 64, 7, 2, 3, bias=False)  # e.g. what BatchNorm folding does
+    extras = {"prev_image": torch.rand(1, 3, 64, 64), "prev_heatmap": torch.rand(1, 1, 64, 64)}
+    with pytest.raises(RuntimeError, match="extra inputs were not used"):
+        network(torch.rand(1, 3, 64, 64), extras)
+    network(torch.rand(1, 3, 64, 64))  # the image alone still runs

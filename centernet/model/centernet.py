@@ -113,6 +113,8 @@ class CenterNet(nn.Module):
             }
             self.extra_inputs.set(extras)
         features = self.backbone(image)  # maps at strides 4, 8, 16, 32
+        if self.extra_inputs is not None:
+            self.extra_inputs.check_consumed()
         features = self.neck(features)  # (N, C_neck, H/4, W/4)
         return self.head(features)
 

@@ -72,6 +72,16 @@ class ExtraInputs(nn.Module):
                 parts.append(like.new_zeros(like.shape[0], self.channels[name], *like.shape[-2:]))
         self._pending = torch.cat(parts, dim=1)  # (N, sum(channels), H, W)
 
+    def check_consumed(self) -> None:
+        """Raise if staged extras were not added (the hooked convolution was replaced, e.g. by BatchNorm folding,
+        which would otherwise silently run a tracker without its previous frame)."""
+        if self._pending is not None:
+            self._pending = None
+            raise RuntimeError(
+                "the extra inputs were not used: the backbone's first convolution was replaced after the model was "
+                "built (BatchNorm folding or module surgery drops the hook); run the model unfolded"
+            )
+
     def _add(self, module: nn.Module, args: Any, output: Tensor) -> Tensor:
         extras, self._pending = self._pending, None
         if extras is None:
