@@ -103,6 +103,25 @@ def test_a_detection_checkpoint_loads_into_a_tracker():
     )
 
 
+def test_fine_tuning_a_tracker_from_a_detection_checkpoint(tmp_path):
+    from centernet.training.finetune import load_finetune_weights
+
+    detector = tiny_network(num_classes=2)
+    torch.save(detector.state_dict(), tmp_path / "detector.pt")
+    tracker = tiny_network(num_classes=2, task="tracking")
+    fresh = load_finetune_weights(tracker, tmp_path / "detector.pt", "head.heatmap.2")
+    assert sorted(fresh) == sorted(
+        ["extra_inputs.conv.weight"] + [f"head.tracking.{i}.{p}" for i in (0, 2) for p in ("weight", "bias")]
+    )
+    assert torch.equal(tracker.backbone.conv1.weight, detector.backbone.conv1.weight)
+    assert torch.equal(tracker.head.heatmap[2].bias, detector.head.heatmap[2].bias)
+    assert not tracker.extra_inputs.conv.weight.any()  # still zero: the tracker starts as the detector
+    with pytest.raises(ValueError, match="missing keys"):  # the other way round is still an error
+        load_finetune_weights(
+            tiny_network(num_classes=2, neck="upsampling"), tmp_path / "detector.pt", "head.heatmap.2"
+        )
+
+
 def test_tracking_needs_the_size_head():
     with pytest.raises(ValueError, match="size"):
         build_task("tracking", head="ltrb")

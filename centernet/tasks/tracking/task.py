@@ -37,6 +37,7 @@ class TrackingTask(DetectionTask):
     name: ClassVar[str] = "tracking"
     output_names: ClassVar[tuple[str, ...]] = _KEYS
     extra_inputs: ClassVar[dict[str, int]] = {"prev_image": 3, "prev_heatmap": 1}
+    fresh_layers: ClassVar[tuple[str, ...]] = ("head.tracking", "extra_inputs")
 
     def __init__(self, head: DetectionHeadConfig | str | None = None, loss: DetectionLossConfig | None = None) -> None:
         super().__init__(head, loss)
