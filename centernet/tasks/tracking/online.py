@@ -9,6 +9,7 @@ frame with an empty prior, as CenterTrack starts.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -90,8 +91,6 @@ class OnlineTracking:
             letterbox: How the frame was resized and padded (the same for every frame of the video).
             runner: The network with decoding.
         """
-        import time
-
         side = image.shape[-2:]
         previous = image if self._previous is None else self._previous
         prior_boxes = letterbox.to_input(self._previous_boxes) if len(self._previous_boxes) else self._previous_boxes
