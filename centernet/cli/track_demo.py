@@ -2,7 +2,7 @@
 validation videos and print HOTA / MOTA / IDF1 (and the same detections associated by nearest centre, for
 comparison).
 
-Options: ``--epochs N`` (default 12), ``--out DIR`` (default ``runs/demo_track``), ``--workers N``.
+Options: ``--epochs N`` (default 10), ``--out DIR`` (default ``runs/demo_track``), ``--workers N``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _frame_strip(tracker: Tracker, sequence: VideoSequence, path: Path, count: i
 def run_track_demo(argv: Sequence[str] = ()) -> Path:
     """Run the demo and return its run directory."""
     parser = argparse.ArgumentParser(prog="centernet demo --task track", description=__doc__)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", default="runs/demo_track")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
