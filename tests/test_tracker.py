@@ -80,16 +80,23 @@ def test_onnx_tracker_matches_the_eager_one(tracking_checkpoint, tmp_path: Path)
     expected, got = eager(*inputs), onnx(*inputs)
     assert set(got) == {"boxes", "scores", "labels", "tracking"}
     assert torch.allclose(got["scores"], expected["scores"], atol=1e-5)
-    # The strongest peaks (the tail of an untrained heatmap holds near-ties that may rank either way).
-    for key in ("boxes", "scores", "tracking"):
-        assert torch.allclose(got[key][:, :10], expected[key][:, :10], atol=1e-4), key
+    # The same detections; an untrained heatmap has near-ties that may rank either way, so compare them as sets.
+    keep = expected["scores"][0] > expected["scores"][0, 20] + 1e-5
+    assert torch.equal(got["scores"][0] > expected["scores"][0, 20] + 1e-5, keep)
+
+    def rows(decoded: dict) -> torch.Tensor:  # (n, 6) boxes and displacements, sorted by x1 then y1
+        table = torch.cat([decoded["boxes"][0][keep], decoded["tracking"][0][keep]], dim=1)
+        return table[torch.argsort(table[:, 0] * 1e4 + table[:, 1])]
+
+    assert torch.allclose(rows(got), rows(expected), atol=1e-4)
     frames = _frames(val)
     thresholds = {"detection_threshold": 0.02, "new_track_threshold": 0.02}
     eager_tracks = list(Tracker.from_checkpoint(path, **thresholds).track(frames))
     onnx_tracks = list(Tracker.from_onnx(onnx_path, **thresholds).track(frames))
     for a, b in zip(eager_tracks, onnx_tracks, strict=True):
-        assert a.track_ids.tolist() == b.track_ids.tolist()
-        assert np.allclose(a.boxes, b.boxes, atol=1e-3)
+        assert sorted(a.track_ids.tolist()) == sorted(b.track_ids.tolist())
+        order_a, order_b = np.argsort(a.track_ids), np.argsort(b.track_ids)
+        assert np.allclose(a.boxes[order_a], b.boxes[order_b], atol=1e-3)
 
 
 def test_track_command_writes_mot_coco_video_and_a_video(tracking_checkpoint, tmp_path: Path):
