@@ -1,7 +1,8 @@
 """centernet: CenterNet ("Objects as Points") object detection with PyTorch Lightning.
 
 The public surface: the network (:class:`CenterNet`), its Lightning training adapter (:class:`CenterNetModule`),
-the data module (:class:`CenterNetDataModule`) and the inference API (:class:`Detector`, :class:`Prediction`).
+the data module (:class:`CenterNetDataModule`) and the inference API (:class:`Detector`, :class:`Prediction`,
+:class:`Tracker`).
 They are imported on first use, so ``import centernet`` (and ``centernet.inference``, ``centernet.model``) does
 not load Lightning, torchmetrics or albumentations.
 """
@@ -24,6 +25,7 @@ _EXPORTS = {
     "CenterNetModule": "centernet.training.module",
     "Detector": "centernet.inference",
     "Prediction": "centernet.inference",
+    "Tracker": "centernet.inference",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]

@@ -2,7 +2,8 @@
 
 ``--task detection`` (the default) trains boxes on the shapes dataset (``configs/demo.yaml``); ``--task pose``
 trains people with their joints on the stick figures (``configs/demo_pose.yaml``). Any extra ``--key=value``
-arguments override the demo's config (e.g. ``--trainer.max_epochs=2``).
+arguments override the demo's config (e.g. ``--trainer.max_epochs=2``). ``--task track`` trains a tracker on
+moving-shapes videos instead (:mod:`centernet.cli.track_demo`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,13 @@ _DEMOS = {"detection": ("demo", "shapes"), "pose": ("demo_pose", "stick figures"
 
 def run_demo(argv: Sequence[str] = ()) -> Path:
     """Run the demo and return its run directory (also printed)."""
+    task, rest = _task(list(argv))
+    if task == "track":
+        from centernet.cli.track_demo import run_track_demo
+
+        return run_track_demo(rest)
+    argv = rest
     console = Console()
-    task, argv = _task(list(argv))
     config, dataset = _DEMOS[task]
     if any(arg in ("-h", "--help") for arg in argv):
         console.print(__doc__)
@@ -69,8 +75,8 @@ def _task(argv: list[str]) -> tuple[str, list[str]]:
         else:
             rest.append(argv[i])
         i += 1
-    if task not in _DEMOS:
-        raise ValueError(f"centernet demo --task must be one of {sorted(_DEMOS)}, got {task!r}")
+    if task not in (*_DEMOS, "track"):
+        raise ValueError(f"centernet demo --task must be one of {sorted((*_DEMOS, 'track'))}, got {task!r}")
     return task, rest
 
 

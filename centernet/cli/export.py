@@ -64,7 +64,7 @@ def run_export(argv: Sequence[str] = ()) -> Path:
     message = f"exported {args.checkpoint} -> {output} ({args.format}, {'dynamic' if args.dynamic else 'fixed'} "
     message += f"input {args.batch_size}x3x{detector.image_size}x{detector.image_size}, "
     message += f"{detector.max_detections} detections per image)"
-    if not args.no_check:
+    if not args.no_check and not model.task.extra_inputs:  # a tracking graph's parity: Tracker.from_onnx's tests
         difference = _compare(detector, output, args.batch_size)
         message += f"; max |exported - eager| on boxes/scores: {difference:.2e}"
     print(message)

@@ -20,6 +20,7 @@ commands:
   validate   evaluate a model (COCO AP):    centernet validate --checkpoint CKPT_OR_ONNX [--config FILE]
   predict    detect objects:                centernet predict --checkpoint CKPT_OR_ONNX --source IMAGES_OR_VIDEO
   export     ONNX / TorchScript with decoding inside: centernet export --checkpoint CKPT --format onnx
+  track      follow objects in videos:      centernet track --checkpoint CKPT --source clip.mp4|frames/
   info       parameters and GFLOPs:         centernet info --config dla34_dcn --image-size 512
   data       check a dataset, no training:  centernet data check --config FILE
 
@@ -60,6 +61,7 @@ _COMMANDS = {
     "info": ("centernet.cli.info", "run_info"),
     "validate": ("centernet.cli.validate", "run_validate"),
     "export": ("centernet.cli.export", "run_export"),
+    "track": ("centernet.cli.track", "run_track"),
 }
 
 

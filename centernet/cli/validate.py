@@ -85,6 +85,10 @@ def resolve_data(config: str | None, checkpoint: str | Path | None) -> CenterNet
 
 def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
     """Run the command; returns what ``metrics.json`` holds."""
+    if "--task=track" in argv or any(a == "--task" and b == "track" for a, b in zip(argv, argv[1:], strict=False)):
+        from centernet.cli.validate_track import run_validate_track
+
+        return run_validate_track(argv)
     args = build_parser().parse_args(list(argv))
     if args.images and args.annotations:
         datamodule = CenterNetDataModule(dataset="coco", val_images=args.images, val_annotations=args.annotations)

@@ -70,7 +70,8 @@ class EagerBackend(Backend):
         if half and self.device.type != "cuda":
             raise ValueError(f"half precision needs a CUDA device, got device={str(self.device)!r}")
         self.model = model.eval().to(self.device)
-        if fold_batchnorm:
+        # A task's extra inputs join before the first BatchNorm (model/extra_inputs.py): folding would drop them.
+        if fold_batchnorm and getattr(model, "extra_inputs", None) is None:
             self.model, _ = fold_batchnorm_into_convs(self.model, torch.rand(1, 3, 64, 64, device=self.device))
         self.half = half
         self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last

@@ -45,17 +45,21 @@ class DecodingWrapper(nn.Module):
         self.max_detections = max_detections
         self.output_names = tuple(model.task.output_names)
 
-    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+    def forward(self, images: Tensor, *extras: Tensor) -> tuple[Tensor, ...]:
         """Detect on a batch.
 
         Args:
             images: (N, 3, H, W) float RGB in [0, 1]; H and W multiples of 32.
+            extras: The task's extra inputs in ``Task.extra_inputs`` order (tracking: the previous images in
+                [0, 1] and the prior heatmaps, (N, 3 | 1, H, W)); none for detection.
 
         Returns:
             The task's outputs in ``output_names`` order; for detection ``boxes`` (N, K, 4) float32 xyxy in input
             pixels, ``scores`` (N, K) float32 in [0, 1] (descending), ``labels`` (N, K) int64 contiguous classes.
         """
-        detections = self.model.decode(self.model(images), max_detections=self.max_detections)
+        names = tuple(self.model.task.extra_inputs)
+        maps = self.model(images, dict(zip(names, extras, strict=True))) if names else self.model(images)
+        detections = self.model.decode(maps, max_detections=self.max_detections)
         return tuple(
             value if value.dtype == torch.int64 else value.float()
             for value in (detections[name] for name in self.output_names)
@@ -145,9 +149,17 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapper, example = _example(model, image_size, batch_size, max_detections)
+    # A task's extra inputs (tracking: previous images and prior heatmaps) become more graph inputs, named in the
+    # plural like "images".
+    extra_names = [f"{name}s" for name in model.task.extra_inputs]
+    generator = torch.Generator().manual_seed(1)
+    extras = tuple(
+        torch.rand(batch_size, channels, image_size, image_size, generator=generator).to(example.device)
+        for channels in model.task.extra_inputs.values()
+    )
     dynamic_axes = None
     if dynamic:
-        dynamic_axes = {"images": {0: "batch", 2: "height", 3: "width"}}
+        dynamic_axes = {name: {0: "batch", 2: "height", 3: "width"} for name in ["images", *extra_names]}
         dynamic_axes.update({name: {0: "batch", 1: "detections"} for name in wrapper.output_names})
     was_training = model.training
     with warnings.catch_warnings(), torch.no_grad():
@@ -156,9 +168,9 @@ def export_onnx(
         warnings.simplefilter("ignore")
         torch.onnx.export(
             wrapper,
-            (example,),
+            (example, *extras),
             str(path),
-            input_names=["images"],
+            input_names=["images", *extra_names],
             output_names=list(wrapper.output_names),
             dynamic_axes=dynamic_axes,
             opset_version=opset,
@@ -203,6 +215,11 @@ def export_torchscript(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if model.task.extra_inputs:
+        raise ValueError(
+            f"TorchScript export takes the image alone; the {model.task.name} task's extra inputs "
+            f"({', '.join(model.task.extra_inputs)}) need the ONNX export"
+        )
     wrapper, example = _example(model, image_size, batch_size, max_detections)
     was_training = model.training
     with warnings.catch_warnings(), torch.no_grad():

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from centernet.configs import as_options
 from centernet.model.backbones import build_backbone
 from centernet.model.config import BackboneConfig, NeckConfig
+from centernet.model.extra_inputs import ExtraInputs
 from centernet.model.freezing import freeze_batchnorm, freeze_stages
 from centernet.model.necks import build_neck
 from centernet.tasks import build_task
@@ -70,15 +71,23 @@ class CenterNet(nn.Module):
             raise ValueError(f"the neck must upsample stride {self.backbone.stride} to {self.stride}")
         self.head = self.task.build_head(self.neck.out_channels, num_classes)
         self.criterion = self.task.build_criterion(num_classes, self.stride)
+        # The task's inputs besides the image (tracking: the previous frame), added into the backbone's first layer.
+        self.extra_inputs = ExtraInputs(self.task.extra_inputs, self.backbone) if self.task.extra_inputs else None
         self.register_buffer("pixel_mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, batch_or_image: Mapping[str, Tensor] | Tensor) -> dict[str, Tensor]:
+    def forward(
+        self, batch_or_image: Mapping[str, Tensor] | Tensor, extras: Mapping[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
         """Predict the raw output maps.
 
         Args:
-            batch_or_image: a batch dict (only its ``image`` is used) or a bare image tensor; the image is
-                (N, 3, H, W) float RGB in [0, 1] with H and W multiples of 32. ImageNet normalisation happens here.
+            batch_or_image: a batch dict (its ``image`` and the task's extra inputs are used) or a bare image
+                tensor; the image is (N, 3, H, W) float RGB in [0, 1] with H and W multiples of 32. ImageNet
+                normalisation happens here.
+            extras: the task's extra inputs (``Task.extra_inputs``) for a bare image, (N, channels, H, W) each;
+                tracking: ``prev_image`` in [0, 1] (normalised like the image) and ``prev_heatmap``. Without them
+                the network sees the image alone (a tracker then detects like the detector it started from).
 
         Returns:
             The task head's maps at stride 4, (Ho, Wo) = (H / 4, W / 4). For detection:
@@ -101,7 +110,18 @@ class CenterNet(nn.Module):
                 f"image size must be a multiple of 32, got (H, W) = ({height}, {width}); resize or pad the image"
             )
         image = (image - self.pixel_mean) / self.pixel_std  # (N, 3, H, W)
+        if self.extra_inputs is not None:
+            if not isinstance(batch_or_image, Tensor):
+                extras = {name: batch_or_image[name] for name in self.extra_inputs.names if name in batch_or_image}
+            # Extra images (names ending in "image") are normalised like the image; other maps stay as they are.
+            extras = {
+                name: (value - self.pixel_mean) / self.pixel_std if name.endswith("image") else value
+                for name, value in (extras or {}).items()
+            }
+            self.extra_inputs.set(extras)
         features = self.backbone(image)  # maps at strides 4, 8, 16, 32
+        if self.extra_inputs is not None:
+            self.extra_inputs.check_consumed()
         features = self.neck(features)  # (N, C_neck, H/4, W/4)
         return self.head(features)
 

@@ -10,10 +10,11 @@ from typing import Any
 from centernet.tasks.base import Evaluator, Task
 from centernet.tasks.detection.task import DetectionTask
 from centernet.tasks.pose.task import PoseTask
+from centernet.tasks.tracking.task import TrackingTask
 
 __all__ = ["TASKS", "Evaluator", "Task", "build_task"]
 
-TASKS: dict[str, type[Task]] = {"detection": DetectionTask, "pose": PoseTask}
+TASKS: dict[str, type[Task]] = {"detection": DetectionTask, "pose": PoseTask, "tracking": TrackingTask}
 
 
 def build_task(name: str, **options: Any) -> Task:

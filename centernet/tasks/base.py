@@ -52,6 +52,13 @@ class Task(ABC):
 
     name: ClassVar[str]
     output_names: ClassVar[tuple[str, ...]]  # decoded outputs, the order of an exported graph's outputs
+    # Inputs besides the image, name -> channels, at the image's size (tracking: the previous image and a heatmap
+    # of the previous frame's objects). The model adds them into the backbone's first layer (zero-initialised);
+    # a batch carries them under these names. None for detection.
+    extra_inputs: ClassVar[dict[str, int]] = {}
+    # Modules (names under the network) that a checkpoint of another task may lack, kept at their initialisation
+    # when fine-tuning from it (tracking from a detection checkpoint: the tracking branch, the extra inputs).
+    fresh_layers: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def build_head(self, in_channels: int, num_classes: int) -> nn.Module:

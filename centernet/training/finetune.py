@@ -27,7 +27,9 @@ def load_finetune_weights(model: nn.Module, path: str | Path, class_layer: str) 
         class_layer: Module name of the layer whose output channels are the classes (``head.heatmap.2``).
 
     Returns:
-        The keys that were not loaded because their number of classes differs (empty when all were loaded).
+        The keys that were not loaded because their number of classes differs, or because the checkpoint lacks
+        them and the model's task declares them fresh (``Task.fresh_layers``: tracking from a detection
+        checkpoint); empty when all were loaded.
 
     Raises:
         ValueError: naming the keys, on a missing or unexpected key or on any other shape mismatch.
@@ -37,7 +39,10 @@ def load_finetune_weights(model: nn.Module, path: str | Path, class_layer: str) 
         raise FileNotFoundError(f"{path}: checkpoint to fine-tune from not found")
     source = model_weights(read_checkpoint(path), str(path))
     target = model.state_dict()
-    missing = sorted(set(target) - set(source))
+    fresh = tuple(getattr(getattr(model, "task", None), "fresh_layers", ()))
+    absent = sorted(set(target) - set(source))
+    kept_fresh = [key for key in absent if any(key == p or key.startswith(f"{p}.") for p in fresh)]
+    missing = [key for key in absent if key not in kept_fresh]
     unexpected = sorted(set(source) - set(target))
     class_keys = {f"{class_layer}.weight", f"{class_layer}.bias"}
     reinitialised, mismatched = [], []
@@ -62,4 +67,4 @@ def load_finetune_weights(model: nn.Module, path: str | Path, class_layer: str) 
             "may differ: check the backbone, neck and head options"
         )
     model.load_state_dict({key: value for key, value in source.items() if key not in reinitialised}, strict=False)
-    return reinitialised
+    return reinitialised + kept_fresh

@@ -329,7 +329,7 @@ class CenterNetModule(L.LightningModule):
         if reinitialised:
             log.warning(
                 "fine-tuning from %s with %d classes: re-initialised %s (the checkpoint has a different number "
-                "of classes)",
+                "of classes, or lacks layers of this task)",
                 path,
                 self.hparams.num_classes,
                 ", ".join(reinitialised),

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import box_convert
 
-__all__ = ["decode_detections", "decode_ltrb_detections"]
+__all__ = ["decode_detections", "decode_ltrb_detections", "top_peaks"]
 
 
 def decode_detections(
@@ -54,6 +54,12 @@ def decode_detections(
     height = size_k[:, 1].clamp(min=0) * stride
     boxes = box_convert(torch.stack([centre_x, centre_y, width, height], dim=-1), "cxcywh", "xyxy")  # (N, K, 4)
     return {"boxes": boxes, "scores": scores, "labels": labels}
+
+
+def top_peaks(heatmap_logits: Tensor, max_detections: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The peaks every decoding of a heatmap starts from (tasks that read more maps at them, e.g. tracking):
+    ``scores``, ``labels`` and flattened ``cells`` (N, K) of :func:`_top_peaks`."""
+    return _top_peaks(heatmap_logits, max_detections)
 
 
 def _top_peaks(heatmap_logits: Tensor, max_detections: int) -> tuple[Tensor, Tensor, Tensor]:
