@@ -14,7 +14,8 @@ training and scored by the same evaluator as validation during ``fit`` (the task
 the annotations as the policy left them (boxes clipped to their image, boxes without area dropped), so a
 checkpoint gets the same 12 numbers here as in training. Two modes: resized to the input size as in training
 (default), or ``--keep-resolution`` (each image at its own size padded to a multiple of 32, as the CenterNet paper
-evaluates).
+evaluates), or ``--tile SIZE [--overlap PX]``: sliced inference at the images' own resolution, as ``predict --tile``
+runs it (for images far larger than the network).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
     output.mkdir(parents=True, exist_ok=True)
     (output / "predictions.json").write_text(json.dumps(results))
     evaluation = evaluator.compute()
-    mode = "keep_resolution" if args.keep_resolution else "resize"
+    mode = "sliced" if args.tile else "keep_resolution" if args.keep_resolution else "resize"
     extra = {
         "model": str(args.checkpoint),
         "backend": detector.backend.name,
@@ -113,6 +114,9 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
         "image_size": None if args.keep_resolution else detector.image_size,
         "flip": args.flip,
         "scales": args.scales,
+        "tile": args.tile,
+        "overlap": args.overlap,
+        "tile_merge": args.tile_merge if args.tile else None,
         "max_detections": detector.max_detections if args.max_det is None else args.max_det,
         "images": len(source.records),
         "annotations": source.description,
@@ -123,6 +127,8 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
 
     console = Console()
     size = "own size, padded to /32" if args.keep_resolution else f"{detector.image_size} px"
+    if args.tile:
+        size = f"own size, tiles of at most {args.tile} px"
     title = f"COCO box metrics ({mode}, {size})"
     console.print(format_coco_table(evaluation.metrics, title, max_detections=extra["max_detections"]))
     console.print(_per_class_table(evaluation))
