@@ -96,6 +96,8 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
             datamodule.val_images = args.images or datamodule.val_images
             datamodule.val_annotations = args.annotations or datamodule.val_annotations
         description = args.config or args.checkpoint
+    if args.tile is None and datamodule.native_resolution:
+        args.tile = datamodule.image_size  # trained on native crops: evaluate as fit validated, sliced
     detector = load_detector(args)
     _check_categories(detector, datamodule.category_ids, datamodule.class_names, description)
     source, problems = datamodule.read_split("val")
