@@ -1,0 +1,80 @@
+"""Large images: native-resolution crops + sliced inference against the fitted way, on the built-in scenes.
+
+Both runs train the model of ``configs/tiles.yaml`` from scratch on the scenes' train split (4 x 2,048 px, ~460
+objects of 10-36 px each) and score the val split (2 scenes) with COCO AP50 over all detections (up to
+``max_detections``, 1000):
+
+- **native**: ``native_resolution: true``: 256 px crops at the scenes' own scale, validated sliced in 256 px tiles
+  (what ``centernet demo --task tiles`` runs);
+- **fitted**: ``native_resolution: false``: every scene fitted to 256 px (objects shrink 8x, to 1-4 px), validated
+  fitted the same way, trained on as many images as the native run saw crops (4 scenes per step: 4x the steps).
+
+Prints the training time and AP50 of each and their ratio (``--mode both``, one after the other), or of one run
+(``--mode native`` / ``--mode fitted``, e.g. the two side by side on a machine with the cores for it). Usage:
+
+    python benchmarks/large_images.py                   # 4 epochs of native crops, then the fitted run
+    python benchmarks/large_images.py --mode fitted --epochs 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from timing import machine_header  # benchmarks/timing.py (on sys.path)
+
+from centernet.configs import config_path
+from centernet.data.scenes import ensure_scenes_dataset
+from centernet.training.cli import CenterNetCLI
+
+
+def _run(mode: str, root: str, extra: list[str]) -> tuple[dict[str, float], float, int, int]:
+    paths = ensure_scenes_dataset()
+    data = [f"--data.{split}_{kind}={getattr(paths, f'{split}_{kind}')}" for split in ("train", "val")
+            for kind in ("images", "annotations")]  # fmt: skip
+    args = ["fit", "--config", str(config_path("tiles")), *data, f"--trainer.default_root_dir={root}/{mode}",
+            "--trainer.enable_progress_bar=false", "--seed_everything=0", *extra]  # fmt: skip
+    start = time.perf_counter()
+    cli = CenterNetCLI(args=args)
+    seconds = time.perf_counter() - start
+    results = cli.trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False)[0]
+    samples = cli.trainer.global_step * cli.datamodule.batch_size
+    if mode == "fitted":
+        samples = cli.trainer.global_step * min(cli.datamodule.batch_size, len(cli.datamodule.train_dataset))
+    return results, seconds, cli.trainer.global_step, samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=4, help="epochs of native crops")
+    parser.add_argument("--root", default="runs/large_images")
+    args = parser.parse_args()
+    print(machine_header())
+    native, native_s, steps, samples = _run("native", args.root, [f"--trainer.max_epochs={args.epochs}"])
+    scenes = 4
+    fitted_steps = samples // scenes  # as many training images as the native run saw crops
+    fitted, fitted_s, _, fitted_samples = _run(
+        "fitted",
+        args.root,
+        [
+            "--data.native_resolution=false",
+            f"--trainer.max_steps={fitted_steps}",
+            "--trainer.max_epochs=-1",
+            "--trainer.check_val_every_n_epoch=1000000",
+        ],  # fmt: skip
+    )
+    for name, results, seconds, count, images in (
+        ("native crops + sliced", native, native_s, steps, samples),
+        ("fitted", fitted, fitted_s, fitted_steps, fitted_samples),
+    ):
+        ap50 = results.get("val/map_50_all_dets", results["val/map_50"])
+        ap = results.get("val/map_all_dets", results["val/map"])
+        print(f"{name}: AP50 {ap50:.3f}, AP {ap:.3f} (all detections); {count} steps, {images} samples, "
+              f"training {seconds / 60:.1f} min")  # fmt: skip
+    native_ap50 = native.get("val/map_50_all_dets", native["val/map_50"])
+    fitted_ap50 = fitted.get("val/map_50_all_dets", fitted["val/map_50"])
+    print(f"AP50 native / fitted: {native_ap50 / max(fitted_ap50, 1e-9):.1f}x")
+
+
+if __name__ == "__main__":
+    main()
