@@ -19,11 +19,14 @@ Prints the training time and AP50 of each and their ratio (``--mode both``, one 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 from timing import machine_header  # benchmarks/timing.py (on sys.path)
 
+from centernet.cli.config import read_config
 from centernet.configs import config_path
+from centernet.data.crops import NativeCrops
 from centernet.data.scenes import ensure_scenes_dataset
 from centernet.training.cli import CenterNetCLI
 
@@ -44,36 +47,40 @@ def _run(mode: str, root: str, extra: list[str]) -> tuple[dict[str, float], floa
     return results, seconds, cli.trainer.global_step, samples
 
 
+def _native_samples(epochs: int) -> int:
+    """Crops the native run trains on: ``epochs`` x the full batches of the scenes' crops per epoch."""
+    data = read_config([str(config_path("tiles"))])["data"]
+    crops = NativeCrops(data["image_size"], data["scale_range"])
+    images = json.loads(ensure_scenes_dataset().train_annotations.read_text())["images"]
+    per_epoch = sum(crops.count(image["height"], image["width"]) for image in images)
+    return epochs * (per_epoch // data["batch_size"]) * data["batch_size"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=4, help="epochs of native crops")
+    parser.add_argument("--mode", choices=("both", "native", "fitted"), default="both")
     parser.add_argument("--root", default="runs/large_images")
     args = parser.parse_args()
     print(machine_header())
-    native, native_s, steps, samples = _run("native", args.root, [f"--trainer.max_epochs={args.epochs}"])
-    scenes = 4
-    fitted_steps = samples // scenes  # as many training images as the native run saw crops
-    fitted, fitted_s, _, fitted_samples = _run(
-        "fitted",
-        args.root,
-        [
-            "--data.native_resolution=false",
-            f"--trainer.max_steps={fitted_steps}",
-            "--trainer.max_epochs=-1",
-            "--trainer.check_val_every_n_epoch=1000000",
-        ],  # fmt: skip
-    )
-    for name, results, seconds, count, images in (
-        ("native crops + sliced", native, native_s, steps, samples),
-        ("fitted", fitted, fitted_s, fitted_steps, fitted_samples),
-    ):
-        ap50 = results.get("val/map_50_all_dets", results["val/map_50"])
+    runs = {}
+    if args.mode in ("both", "native"):
+        runs["native crops + sliced"] = _run("native", args.root, [f"--trainer.max_epochs={args.epochs}"])
+    if args.mode in ("both", "fitted"):
+        scenes = len(json.loads(ensure_scenes_dataset().train_annotations.read_text())["images"])
+        fitted_steps = _native_samples(args.epochs) // scenes  # as many training images as the native run's crops
+        extra = ["--data.native_resolution=false", f"--trainer.max_steps={fitted_steps}", "--trainer.max_epochs=-1",
+                 "--trainer.check_val_every_n_epoch=1000000"]  # fmt: skip
+        runs["fitted"] = _run("fitted", args.root, extra)
+    ap50s = {}
+    for name, (results, seconds, steps, images) in runs.items():
+        ap50s[name] = results.get("val/map_50_all_dets", results["val/map_50"])
         ap = results.get("val/map_all_dets", results["val/map"])
-        print(f"{name}: AP50 {ap50:.3f}, AP {ap:.3f} (all detections); {count} steps, {images} samples, "
+        print(f"{name}: AP50 {ap50s[name]:.3f}, AP {ap:.3f} (all detections); {steps} steps, {images} samples, "
               f"training {seconds / 60:.1f} min")  # fmt: skip
-    native_ap50 = native.get("val/map_50_all_dets", native["val/map_50"])
-    fitted_ap50 = fitted.get("val/map_50_all_dets", fitted["val/map_50"])
-    print(f"AP50 native / fitted: {native_ap50 / max(fitted_ap50, 1e-9):.1f}x")
+    if len(ap50s) == 2:
+        native_ap50, fitted_ap50 = ap50s.values()
+        print(f"AP50 native / fitted: {native_ap50 / max(fitted_ap50, 1e-9):.1f}x")
 
 
 if __name__ == "__main__":
