@@ -215,3 +215,22 @@ def test_validate_and_predict_commands_slice_like_the_api(tiny_checkpoint, shape
                       "--overlap", "0", "--conf", "0.0", "--output", str(tmp_path / "pred")])  # fmt: skip
     entries = json.loads(Path(predicted).read_text())  # ONNX Runtime (auto on the CPU) against eager
     np.testing.assert_allclose([e["bbox"] for e in entries], [e["bbox"] for e in predictions[0].to_coco(0)], atol=0.05)
+
+
+def test_large_images_are_read_one_tile_at_a_time(network):
+    class Recorder(ArraySource):
+        def __init__(self, image):
+            super().__init__(image)
+            self.windows = []
+
+        def read(self, x0, y0, width, height):
+            self.windows.append((x0, y0, width, height))
+            return super().read(x0, y0, width, height)
+
+    image = np.random.default_rng(0).integers(0, 256, size=(700, 900, 3), dtype=np.uint8)
+    source = Recorder(image)
+    detector = Detector(network, NAMES, IDS, 128)
+    detect_tiled(lambda b: detector._run_tiles(b, False, 100), detector.task, source, 256, 64, batch_size=4)
+    grid = TileGrid.plan((700, 900), 256, 64)
+    assert source.windows == [(t.x0, t.y0, grid.tile_size[1], grid.tile_size[0]) for t in grid]
+    assert max(w * h for *_, w, h in source.windows) <= 256 * 256
