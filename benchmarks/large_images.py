@@ -7,7 +7,8 @@ objects of 10-36 px each) and score the val split (2 scenes) with COCO AP50 over
 - **native**: ``native_resolution: true``: 256 px crops at the scenes' own scale, validated sliced in 256 px tiles
   (what ``centernet demo --task tiles`` runs);
 - **fitted**: ``native_resolution: false``: every scene fitted to 256 px (objects shrink 8x, to 1-4 px), validated
-  fitted the same way, trained on as many images as the native run saw crops (4 scenes per step: 4x the steps).
+  fitted the same way, for as many optimiser steps as the native run (each step holds the 4 scenes, as the
+  training split has 4 images).
 
 Prints the training time and AP50 of each and their ratio (``--mode both``, one after the other), or of one run
 (``--mode native`` / ``--mode fitted``, e.g. the two side by side on a machine with the cores for it). Usage:
@@ -67,8 +68,8 @@ def main() -> None:
     if args.mode in ("both", "native"):
         runs["native crops + sliced"] = _run("native", args.root, [f"--trainer.max_epochs={args.epochs}"])
     if args.mode in ("both", "fitted"):
-        scenes = len(json.loads(ensure_scenes_dataset().train_annotations.read_text())["images"])
-        fitted_steps = _native_samples(args.epochs) // scenes  # as many training images as the native run's crops
+        batch = read_config([str(config_path("tiles"))])["data"]["batch_size"]
+        fitted_steps = _native_samples(args.epochs) // batch  # as many optimiser steps as the native run
         extra = ["--data.native_resolution=false", f"--trainer.max_steps={fitted_steps}", "--trainer.max_epochs=-1",
                  "--trainer.check_val_every_n_epoch=1000000"]  # fmt: skip
         runs["fitted"] = _run("fitted", args.root, extra)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,10 @@ from centernet.data.imagefile import ImageFileError, decode_rgb
 from centernet.data.mosaic import Mosaic
 from centernet.data.records import DetectionSource
 
-__all__ = ["DetectionDataset"]
+__all__ = ["CROP_CACHE_BYTES", "DetectionDataset"]
+
+# Decoded pixels that native-resolution training keeps per loader process (see DetectionDataset._load_cached).
+CROP_CACHE_BYTES = 256 * 1024 * 1024
 
 
 class DetectionDataset(Dataset):
@@ -100,7 +104,23 @@ class DetectionDataset(Dataset):
         ``half``: a crop of half the side (the pieces of a native mosaic)."""
         image_index, cell = self.locate(index)
         crops = self._half_crops if half else self._crops
-        return crops(*self.load(image_index), cell, self._crop_rng)
+        return crops(*self._load_cached(image_index), cell, self._crop_rng)
+
+    def _load_cached(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`load` through a small cache of decoded images (per process, least recently used first out).
+
+        A large image gives many crops per epoch, and decoding a 2,048 px PNG costs more than cropping it tens of
+        times; the cache keeps at most :data:`CROP_CACHE_BYTES` of pixels, so that memory stays bounded.
+        """
+        cache = self.__dict__.setdefault("_decoded", OrderedDict())
+        if index in cache:
+            cache.move_to_end(index)
+            return cache[index]
+        loaded = self.load(index)
+        cache[index] = loaded
+        while len(cache) > 1 and sum(item[0].nbytes for item in cache.values()) > CROP_CACHE_BYTES:
+            cache.popitem(last=False)
+        return loaded
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The image and its training targets, untransformed.
