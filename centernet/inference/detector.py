@@ -210,7 +210,8 @@ class Detector:
             tile: Sliced inference (:mod:`centernet.inference.tiling`): the image at its own resolution, cut into
                 tiles of at most this side (a multiple of 32), ``batch_size`` tiles per forward pass, each keeping
                 the detections centred in its core, so that the tiles merge without NMS. TIFF files are read window
-                by window when rasterio is installed. ``None``: one pass per image.
+                by window when rasterio is installed; ``keep_resolution`` is then implied. ``None``: one pass per
+                image.
             overlap: Least overlap of neighbouring tiles in pixels (rounded up to a multiple of 32); ``None``: an
                 eighth of ``tile``.
             tile_merge: ``"core"`` (no NMS) or ``"nms"``: keep every tile's detections and merge them by
