@@ -56,9 +56,9 @@ def _detector(checkpoint: str | None, backend: str) -> Detector:
     return Detector(network, SCENE_CLASSES, SCENE_CATEGORY_IDS, 256)
 
 
-def speed(detector: Detector, repeats: int, tile: int) -> None:
+def speed(detector: Detector, repeats: int, tile: int, sides: list[int]) -> None:
     print(f"\n1. sliced (tile {tile}, default overlap, core merge) vs one whole-image pass (keep_resolution)")
-    for side in (1024, 2048):
+    for side in sides:
         image = generate_scene(2048, 0, "val", 0).image[:side, :side].copy()
         calls = {
             "whole": lambda image=image: detector.predict(image, 0.3, keep_resolution=True),
@@ -231,6 +231,7 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--backend", default="eager", choices=["eager", "onnxruntime"])
     parser.add_argument("--memory-side", type=int, default=20_000)
+    parser.add_argument("--sides", type=int, nargs="+", default=[1024, 2048], help="image sides of part 1")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -240,7 +241,7 @@ def main() -> None:
     detector = _detector(args.checkpoint, args.backend)
     print(f"model: {args.checkpoint or 'fresh network of configs/tiles.yaml'}, backend {detector.backend.name}")
     if "speed" in args.parts:
-        speed(detector, args.repeats, args.tile)
+        speed(detector, args.repeats, args.tile, args.sides)
     if "sahi" in args.parts:
         versus_sahi(detector, args.repeats, args.tile)
     if "memory" in args.parts:

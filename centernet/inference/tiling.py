@@ -53,7 +53,7 @@ def detect_tiled(
         tile: Largest tile side in pixels (a multiple of 32).
         overlap: Least overlap of neighbouring tiles in pixels; ``None``: :func:`~centernet.tiles.default_overlap`.
         merge: ``"core"`` keeps each tile's core; ``"nms"`` keeps everything (to be suppressed by the caller).
-        batch_size: Tiles per forward pass.
+        batch_size: At most this many tiles per forward pass (the passes of an image get equal shares).
         progress: Show a progress bar counting tiles when the image has more than one batch of them.
 
     Returns:
@@ -67,9 +67,13 @@ def detect_tiled(
     whole = Letterbox.keep_resolution(source.size)  # scale 1: to_original only clips to the image
     parts: list[dict[str, Tensor]] = []
     bar = _progress_bar(len(tiles)) if progress and len(tiles) > batch_size else None
+    # Batches of equal size (9 tiles at batch_size 8: 5 + 4, not 8 + 1): a lone tile in its own forward pass cost
+    # as much as several in a batch on the CPU (benchmarks/tiles.py).
+    passes = -(-len(tiles) // batch_size)
+    bounds = [round(i * len(tiles) / passes) for i in range(passes + 1)]
     try:
-        for start in range(0, len(tiles), batch_size):
-            chunk = tiles[start : start + batch_size]
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            chunk = tiles[start:end]
             pixels = np.stack([source.read(t.x0, t.y0, tile_w, tile_h) for t in chunk])  # (n, h, w, 3)
             detections = run(torch.from_numpy(pixels).permute(0, 3, 1, 2))  # (n, 3, h, w) channels-last view
             for row, one_tile in enumerate(chunk):
