@@ -80,6 +80,20 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         "--scales", type=float, nargs="+", default=None, help="multi-scale test-time augmentation, e.g. 0.75 1 1.25"
     )
     parser.add_argument("--nms-iou", type=float, default=None, help="class-aware NMS after top-K at this IoU")
+    parser.add_argument(
+        "--tile", type=positive_int, default=None, metavar="SIZE",
+        help="sliced inference for large images: each image at its own resolution in tiles of at most SIZE px "
+        "(a multiple of 32), merged without NMS; --max-det then also bounds each tile",
+    )  # fmt: skip
+    parser.add_argument(
+        "--overlap", type=int, default=None, metavar="PX",
+        help="least overlap of neighbouring tiles in px, rounded up to a multiple of 32 (default: SIZE / 8)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tile-merge", choices=("core", "nms"), default="core",
+        help="core: each tile keeps the detections centred in its core (no NMS); nms: keep all, then class-aware "
+        "NMS at --nms-iou (0.5), as box detectors' slicing does",
+    )  # fmt: skip
 
 
 def load_detector(args: argparse.Namespace) -> Detector:
@@ -146,6 +160,10 @@ def predict_options(args: argparse.Namespace) -> dict[str, object]:
         "scales": args.scales,
         "nms_iou": args.nms_iou,
         "max_detections": args.max_det,
+        "tile": args.tile,
+        "overlap": args.overlap,
+        "tile_merge": args.tile_merge,
+        "progress": args.tile is not None,
     }
 
 
@@ -163,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-txt", action="store_true", help="also write YOLO txt files into <output>/labels")
     parser.add_argument("--no-draw", action="store_true", help="do not write annotated images or video")
     parser.add_argument(
+        "--geojson", action="store_true",
+        help="also write <output>/geojson/<image>.geojson for each GeoTIFF: boxes as polygons in the raster's CRS "
+        "with class and score (needs the geo extra: pip install \"centernet[geo]\")",
+    )  # fmt: skip
+    parser.add_argument(
         "--skip-unreadable", action="store_true",
         help="continue past images that cannot be read (counted and named at the end) instead of stopping",
     )  # fmt: skip
@@ -176,6 +199,8 @@ def run_predict(argv: Sequence[str] = ()) -> Path:
 
     output = Path(args.output)
     if is_video(args.source):
+        if args.geojson:
+            raise SystemExit("centernet: --geojson needs georeferenced images (GeoTIFF), not a video")
         video = Path(args.source)
         refuse_overwriting([video], [output / f"{video.stem}.mp4"])  # before the writer truncates it
         detector = load_detector(args)
@@ -183,9 +208,14 @@ def run_predict(argv: Sequence[str] = ()) -> Path:
         results, count, unit = _predict_video(detector, args, output)
     else:
         plans = plan_image_outputs(list_images(args.source), args.source, output)
+        if args.geojson:
+            _require_rasterio()
         detector = load_detector(args)
         output.mkdir(parents=True, exist_ok=True)
-        results, count, unit = _predict_images(detector, args, plans)
+        if args.tile is not None or args.geojson:
+            results, count, unit = _predict_one_by_one(detector, args, plans, output)
+        else:
+            results, count, unit = _predict_images(detector, args, plans)
     json_path = output / "predictions.json"
     write_text_checked(json_path, json.dumps(results))
     print(f"{count} {unit}, {len(results)} detections -> {output} ({json_path.name})")
@@ -221,6 +251,67 @@ def _predict_images(detector: Detector, args: argparse.Namespace, plans: list[Im
         shown = "; ".join(skipped[:5]) + (f"; ... {len(skipped) - 5} more" if len(skipped) > 5 else "")
         print(f"centernet predict: skipped {len(skipped)} unreadable image(s): {shown}", file=sys.stderr)
     return results, len(plans) - len(skipped), "images"
+
+
+def _require_rasterio() -> None:
+    from centernet.inference.raster import GEO_EXTRA_HINT, has_rasterio
+
+    if not has_rasterio():
+        raise SystemExit(
+            f"centernet: --geojson reads the georeference of GeoTIFFs with rasterio; install it: {GEO_EXTRA_HINT}"
+        )
+
+
+def _predict_one_by_one(
+    detector: Detector, args: argparse.Namespace, plans: list[ImageOutputs], output: Path
+) -> tuple[list, int, str]:
+    """Large images (``--tile``) and GeoTIFFs (``--geojson``): one image at a time, given to the detector by path
+    so that TIFFs are read window by window; the image is decoded whole only to draw it (skip with --no-draw)."""
+    from centernet.inference.inputs import read_rgb
+
+    results: list[dict[str, object]] = []
+    skipped: list[str] = []
+    for index, plan in enumerate(plans):
+        try:
+            georeference = _georeference(plan.source) if args.geojson else None
+            prediction = detector.predict(plan.source, args.score_threshold, **predict_options(args))[0]
+            image = None if args.no_draw else read_rgb(plan.source)
+        except (ValueError, OSError) as error:
+            if not args.skip_unreadable:
+                raise ValueError(f"{error} (--skip-unreadable continues past unreadable images)") from error
+            skipped.append(str(error))
+            continue
+        if image is not None:
+            _write_outputs(args, plan, image, prediction)
+        elif args.save_txt:
+            write_text_checked(plan.labels, "".join(line + "\n" for line in prediction.to_yolo(with_scores=True)))
+        if georeference is not None:
+            from centernet.inference.geo import write_geojson
+
+            target = output / "geojson" / Path(plan.relative).with_suffix(".geojson")
+            write_geojson(target, prediction, georeference[0], georeference[1], plan.relative)
+        results += prediction.to_coco(index, {"file_name": plan.relative})
+    if skipped:
+        print(
+            f"centernet predict: skipped {len(skipped)} unreadable image(s): {'; '.join(skipped[:5])}", file=sys.stderr
+        )
+    return results, len(plans) - len(skipped), "images"
+
+
+def _georeference(path: Path) -> tuple[tuple[float, ...], str | None]:
+    """The affine transform and CRS of a raster; an error naming the file when it has none."""
+    from centernet.data.imagefile import ImageFileError
+    from centernet.inference.raster import RasterioSource
+
+    source = RasterioSource(path)
+    try:
+        if source.transform is None:
+            raise ImageFileError(
+                f"{path}: no georeference (neither a CRS nor a geotransform); --geojson needs a GeoTIFF"
+            )
+        return source.transform, source.crs
+    finally:
+        source.close()
 
 
 def _predict_video(detector: Detector, args: argparse.Namespace, output: Path) -> tuple[list, int, str]:

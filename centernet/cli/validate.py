@@ -14,7 +14,8 @@ training and scored by the same evaluator as validation during ``fit`` (the task
 the annotations as the policy left them (boxes clipped to their image, boxes without area dropped), so a
 checkpoint gets the same 12 numbers here as in training. Two modes: resized to the input size as in training
 (default), or ``--keep-resolution`` (each image at its own size padded to a multiple of 32, as the CenterNet paper
-evaluates).
+evaluates), or ``--tile SIZE [--overlap PX]``: sliced inference at the images' own resolution, as ``predict --tile``
+runs it (for images far larger than the network).
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
             datamodule.val_images = args.images or datamodule.val_images
             datamodule.val_annotations = args.annotations or datamodule.val_annotations
         description = args.config or args.checkpoint
+    if args.tile is None and datamodule.native_resolution:
+        args.tile = datamodule.image_size  # trained on native crops: evaluate as fit validated, sliced
     detector = load_detector(args)
     _check_categories(detector, datamodule.category_ids, datamodule.class_names, description)
     source, problems = datamodule.read_split("val")
@@ -109,7 +112,7 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
     output.mkdir(parents=True, exist_ok=True)
     (output / "predictions.json").write_text(json.dumps(results))
     evaluation = evaluator.compute()
-    mode = "keep_resolution" if args.keep_resolution else "resize"
+    mode = "sliced" if args.tile else "keep_resolution" if args.keep_resolution else "resize"
     extra = {
         "model": str(args.checkpoint),
         "backend": detector.backend.name,
@@ -117,6 +120,9 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
         "image_size": None if args.keep_resolution else detector.image_size,
         "flip": args.flip,
         "scales": args.scales,
+        "tile": args.tile,
+        "overlap": args.overlap,
+        "tile_merge": args.tile_merge if args.tile else None,
         "max_detections": detector.max_detections if args.max_det is None else args.max_det,
         "images": len(source.records),
         "annotations": source.description,
@@ -127,6 +133,8 @@ def run_validate(argv: Sequence[str] = ()) -> dict[str, Any]:
 
     console = Console()
     size = "own size, padded to /32" if args.keep_resolution else f"{detector.image_size} px"
+    if args.tile:
+        size = f"own size, tiles of at most {args.tile} px"
     title = f"COCO {'box and keypoint' if 'kp_map' in evaluation.metrics else 'box'} metrics ({mode}, {size})"
     console.print(format_coco_table(evaluation.metrics, title, max_detections=extra["max_detections"]))
     console.print(_per_class_table(evaluation))

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from centernet.data.augment import build_transform_from_config
 from centernet.data.coco import CocoDetection, parse_coco, read_categories, read_keypoint_info
 from centernet.data.collate import collate_detections
+from centernet.data.crops import NativeCrops
 from centernet.data.dataset import DetectionDataset
 from centernet.data.keypoints import flip_permutation, keypoint_info
 from centernet.data.mosaic import Mosaic
@@ -75,6 +76,13 @@ class CenterNetDataModule(L.LightningDataModule):
             :mod:`centernet.data.mosaic`.
         allow_images_outside_folder: Accept image paths in COCO ``file_name`` / VOC ``<filename>`` that leave the
             image folder (``../x.jpg``, absolute paths); by default they are errors naming the annotation file.
+        native_resolution: Train on ``image_size`` crops of the images at their own scale (zoom from
+            ``scale_range`` around 1.0) instead of fitting each image to ``image_size``, with crops per epoch
+            following each image's area (:mod:`centernet.data.crops`), and validate with sliced inference in
+            tiles of ``image_size`` (:mod:`centernet.tiles`), as ``predict --tile`` runs; for images far larger
+            than the network (aerial, slides, panoramas). The validation loss is then not computed.
+        crop_object_bias: With ``native_resolution``, the probability that a crop is placed around a random object
+            instead of on its cell of the image (0: crops cover every image evenly, background included).
 
     Attributes:
         num_classes: Number of categories C (labels are 0..C-1).
@@ -115,6 +123,8 @@ class CenterNetDataModule(L.LightningDataModule):
         min_visibility: float = 0.3,
         mosaic: float = 0.0,
         allow_images_outside_folder: bool = False,
+        native_resolution: bool = False,
+        crop_object_bias: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -140,17 +150,24 @@ class CenterNetDataModule(L.LightningDataModule):
         self.seed = seed
         self.invalid_images = invalid_images
         self.allow_images_outside_folder = allow_images_outside_folder
+        self.native_resolution = bool(native_resolution)
+        # Native crops are planned and cut before the transform: it then only flips and jitters them.
+        self.crops = (
+            NativeCrops(image_size, scale_range, crop_object_bias, min_visibility) if native_resolution else None
+        )
         # Build the transforms now: they validate image_size and the augmentation settings at construction.
         if augmentations is None:
             self.train_transform = build_train_transform(
-                image_size, scale_range, hflip_prob, color_jitter, min_visibility
+                image_size, scale_range, hflip_prob, color_jitter, min_visibility, crop=not native_resolution
             )
         else:
             self.train_transform = build_transform_from_config(augmentations, image_size, min_visibility)
         self.eval_transform = build_eval_transform(image_size)
         if not 0 <= mosaic <= 1:
             raise ValueError(f"mosaic is a probability in [0, 1], got {mosaic}")
-        self.mosaic = Mosaic(image_size, p=mosaic, min_visibility=min_visibility) if mosaic > 0 else None
+        # A native mosaic places four native crops of half the side on an image_size canvas (no shrinking).
+        mosaic_side = image_size // 2 if native_resolution else image_size
+        self.mosaic = Mosaic(mosaic_side, p=mosaic, min_visibility=min_visibility) if mosaic > 0 else None
         self.train_dataset: DetectionDataset | None = None
         self.val_dataset: DetectionDataset | None = None
         self.problems: dict[str, Problems] = {}
@@ -206,8 +223,18 @@ class CenterNetDataModule(L.LightningDataModule):
             self._ensure_shapes()  # reuses the cache written by prepare_data; sets the four paths
         if stage in (None, "fit") and self.train_dataset is None:
             self.train_dataset = self._dataset("train", self.train_transform, self.mosaic)
+            if self.crops is not None:
+                self.train_dataset.crops = self.crops
+                crops = len(self.train_dataset)
+                rank_zero_info(f"train: native resolution, {crops} crops of {self.image_size} px per epoch")
         if stage in (None, "fit", "validate") and self.val_dataset is None:
-            self.val_dataset = self._dataset("val", self.eval_transform, None)
+            # Native resolution: the images as they are, sliced by the validation step (see val_tile).
+            self.val_dataset = self._dataset("val", None if self.native_resolution else self.eval_transform, None)
+
+    @property
+    def val_tile(self) -> int | None:
+        """The tile side of sliced validation (``image_size`` with ``native_resolution``), else ``None``."""
+        return self.image_size if self.native_resolution else None
 
     def read_split(self, split: str) -> tuple[DetectionSource, Problems]:
         """Read and validate one split (``"train"`` or ``"val"``) without raising on the problems found.
@@ -267,7 +294,7 @@ class CenterNetDataModule(L.LightningDataModule):
         _single_opencv_thread_for_workers(self.num_workers)
         return DataLoader(
             self.val_dataset,
-            batch_size=self.val_batch_size,
+            batch_size=1 if self.native_resolution else self.val_batch_size,  # native: images of their own sizes
             shuffle=False,
             num_workers=self.num_workers,
             collate_fn=collate_detections,
@@ -303,7 +330,7 @@ class CenterNetDataModule(L.LightningDataModule):
                 raise ValueError(f"dataset={self.dataset!r} needs `{name}` to build the {split} dataset")
         return images, annotations
 
-    def _dataset(self, split: str, transform: DetectionTransform, mosaic: Mosaic | None) -> DetectionDataset:
+    def _dataset(self, split: str, transform: DetectionTransform | None, mosaic: Mosaic | None) -> DetectionDataset:
         """Read and validate a split; raises one error listing every problem (each naming its file)."""
         if self.dataset in ("coco", "shapes", "stick_figures"):
             images, annotations = self._require(split)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -10,11 +11,15 @@ import torch
 from torch.utils.data import Dataset
 
 from centernet.boxes import absolute_to_relative, xyxy_to_cxcywh
+from centernet.data.crops import NativeCrops
 from centernet.data.imagefile import ImageFileError, decode_rgb
 from centernet.data.mosaic import Mosaic
 from centernet.data.records import DetectionSource
 
-__all__ = ["DetectionDataset"]
+__all__ = ["CROP_CACHE_BYTES", "DetectionDataset"]
+
+# Decoded pixels that native-resolution training keeps per loader process (see DetectionDataset._load_cached).
+CROP_CACHE_BYTES = 256 * 1024 * 1024
 
 
 class DetectionDataset(Dataset):
@@ -26,6 +31,10 @@ class DetectionDataset(Dataset):
             float32 ``x1, y1, x2, y2`` pixel boxes and (n,) int64 labels; returns a dict with the same keys and
             optionally ``scale`` (see :mod:`centernet.data.transforms`). ``None``: the image is used as is.
         mosaic: Optional :class:`Mosaic` applied before ``transform`` (training only).
+        crops: Optional :class:`NativeCrops` (native-resolution training): the dataset then holds every image's
+            crops of the epoch (their number follows the image's area), each a random ``image_size`` crop at the
+            image's own scale, taken before ``mosaic`` and ``transform``. A mosaic then combines native crops of
+            half that side, so that it keeps the native scale too.
 
     Attributes:
         class_names: Category names, index = contiguous label.
@@ -38,6 +47,7 @@ class DetectionDataset(Dataset):
         source: DetectionSource,
         transform: Callable[..., dict[str, Any]] | None = None,
         mosaic: Mosaic | None = None,
+        crops: NativeCrops | None = None,
     ) -> None:
         if any(record.normalized for record in source.records):
             raise ValueError(f"{source.description}: records must be validated (validate_source) first")
@@ -49,12 +59,38 @@ class DetectionDataset(Dataset):
         self.class_names = list(source.class_names)
         self.category_ids = list(source.category_ids)
         self.image_ids = [record.image_id for record in source.records]
+        self.crops = crops
+        self._crop_rng = np.random.default_rng()
+
+    @property
+    def crops(self) -> NativeCrops | None:
+        return self._crops
+
+    @crops.setter
+    def crops(self, crops: NativeCrops | None) -> None:
+        self._crops = crops
+        self._half_crops = None
+        self._crop_starts = np.zeros(1, dtype=np.int64)
+        if crops is not None:
+            counts = [crops.count(record.height, record.width) for record in self.source.records]
+            self._crop_starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # (images + 1,)
+            half = crops.image_size // 2
+            self._half_crops = NativeCrops(half, crops.scale_range, crops.object_bias, crops.min_visibility)
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """Sample ``index`` -> ``(image index, crop of that image)``; the crop is 0 without native crops."""
+        if self._crops is None:
+            return index, 0
+        image = int(np.searchsorted(self._crop_starts, index, side="right")) - 1
+        return image, index - int(self._crop_starts[image])
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def __len__(self) -> int:
+        if self._crops is not None:
+            return int(self._crop_starts[-1])
         return len(self.source.records)
 
     def set_random_seed(self, seed: int | None) -> None:
@@ -63,6 +99,30 @@ class DetectionDataset(Dataset):
             self.transform.set_random_seed(seed)
         if self.mosaic is not None:
             self.mosaic.set_random_seed(None if seed is None else seed + 1)
+        self._crop_rng = np.random.default_rng(None if seed is None else seed + 2)
+
+    def load_crop(self, index: int, half: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample ``index``'s native-resolution crop (see :class:`NativeCrops`), as :meth:`load` returns images;
+        ``half``: a crop of half the side (the pieces of a native mosaic)."""
+        image_index, cell = self.locate(index)
+        crops = self._half_crops if half else self._crops
+        return crops(*self._load_cached(image_index), cell, self._crop_rng)
+
+    def _load_cached(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`load` through a small cache of decoded images (per process, least recently used first out).
+
+        A large image gives many crops per epoch, and decoding a 2,048 px PNG costs more than cropping it tens of
+        times; the cache keeps at most :data:`CROP_CACHE_BYTES` of pixels, so that memory stays bounded.
+        """
+        cache = self.__dict__.setdefault("_decoded", OrderedDict())
+        if index in cache:
+            cache.move_to_end(index)
+            return cache[index]
+        loaded = self.load(index)
+        cache[index] = loaded
+        while len(cache) > 1 and sum(item[0].nbytes for item in cache.values()) > CROP_CACHE_BYTES:
+            cache.popitem(last=False)
+        return loaded
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The image and its training targets, untransformed.
@@ -95,8 +155,15 @@ class DetectionDataset(Dataset):
             ``gt_labels`` (m,) int64, ``gt_iscrowd`` (m,) int64 and ``gt_area`` (m,) float32 (COCO's ``area``,
             else ``w * h``).
         """
-        record = self.source.records[index]
-        if self.mosaic is not None:
+        image_index, _ = self.locate(index)
+        record = self.source.records[image_index]
+        if self._crops is not None and self.mosaic is not None:
+            image, boxes, labels = self.mosaic(index, lambda i: self.load_crop(i, half=True), len(self))
+            if image.shape[0] != self._crops.image_size:  # no mosaic this time: a full-size crop
+                image, boxes, labels = self.load_crop(index)
+        elif self._crops is not None:
+            image, boxes, labels = self.load_crop(index)
+        elif self.mosaic is not None:
             image, boxes, labels = self.mosaic(index, self.load, len(self))
         else:
             image, boxes, labels = self.load(index)

@@ -147,6 +147,7 @@ def build_train_transform(
     hflip_prob: float = 0.5,
     color_jitter: float = 0.3,
     min_visibility: float = 0.3,
+    crop: bool = True,
 ) -> DetectionTransform:
     """Random scale, crop to ``image_size`` x ``image_size``, horizontal flip and colour jitter.
 
@@ -157,6 +158,8 @@ def build_train_transform(
         color_jitter: Brightness, contrast and saturation jitter strength in [0, 1) (factor uniform in
             ``1 +- color_jitter``); the hue shifts by at most ``color_jitter / 10`` of the colour circle. 0 disables it.
         min_visibility: A box keeping less than this fraction of its area after the crop is dropped, in [0, 1].
+        crop: Fit, zoom and crop as above; ``False`` for images that already are ``image_size`` crops (native-
+            resolution training, :mod:`centernet.data.crops`, zooms and crops them): flip and jitter only.
 
     Returns:
         The transform; its output image is always ``image_size`` x ``image_size``.
@@ -174,8 +177,10 @@ def build_train_transform(
         A.RandomScale(scale_limit=(low - 1.0, high - 1.0), p=1.0),  # albumentations samples 1 + U(limit)
         _black_pad(image_size, "random"),
         A.RandomCrop(height=image_size, width=image_size),
-        A.HorizontalFlip(p=hflip_prob),
     ]
+    if not crop:
+        steps = []
+    steps.append(A.HorizontalFlip(p=hflip_prob))
     if color_jitter > 0:
         steps.append(
             A.ColorJitter(

@@ -28,6 +28,8 @@ from centernet.inference.backends import Backend, EagerBackend, OnnxRuntimeBacke
 from centernet.inference.export import read_metadata
 from centernet.inference.inputs import as_rgb, expand_inputs
 from centernet.inference.onnx_cache import cached_onnx_export
+from centernet.inference.raster import open_source
+from centernet.inference.tiling import TileMerge, detect_tiled
 from centernet.model import CenterNet
 from centernet.model.checkpoint import load_model
 from centernet.tasks import Task, build_task
@@ -186,8 +188,12 @@ class Detector:
         scales: Sequence[float] | None = None,
         nms_iou: float | None = None,
         max_detections: int | None = None,
+        tile: int | None = None,
+        overlap: int | None = None,
+        tile_merge: TileMerge = "core",
+        progress: bool = False,
     ) -> list[Prediction]:
-        """Detect objects in one or many images, batched.
+        """Detect objects in one or many images, batched (or, with ``tile``, each image sliced into batched tiles).
 
         Args:
             images: A path, a folder, a glob pattern, an (H, W, 3) RGB uint8 array (or an (N, H, W, 3) stack),
@@ -199,8 +205,18 @@ class Detector:
             scales: Multi-scale test-time augmentation: input-size factors, e.g. ``(0.75, 1.0, 1.25)``; the
                 detections of all scales are merged with class-aware NMS (IoU ``nms_iou``, 0.5 by default).
             nms_iou: Class-aware NMS after top-K at this IoU (for duplicate peaks); ``None``: no NMS (one scale).
-            max_detections: At most this many detections per image (after merging scales); ``None``: the model's
-                own K, as it was trained (``model.max_detections``).
+            max_detections: At most this many detections per image (after merging scales or tiles); ``None``: the
+                model's own K, as it was trained (``model.max_detections``). With ``tile``, also each tile's K.
+            tile: Sliced inference (:mod:`centernet.inference.tiling`): the image at its own resolution, cut into
+                tiles of at most this side (a multiple of 32), ``batch_size`` tiles per forward pass, each keeping
+                the detections centred in its core, so that the tiles merge without NMS. TIFF files are read window
+                by window when rasterio is installed; ``keep_resolution`` is then implied. ``None``: one pass per
+                image.
+            overlap: Least overlap of neighbouring tiles in pixels (rounded up to a multiple of 32); ``None``: an
+                eighth of ``tile``.
+            tile_merge: ``"core"`` (no NMS) or ``"nms"``: keep every tile's detections and merge them by
+                class-aware NMS at ``nms_iou`` (0.5 by default), as box detectors' slicing does.
+            progress: Show a progress bar counting the tiles of large images.
 
         Returns:
             One ``Prediction`` per image, in input order, boxes in that image's original pixels.
@@ -212,6 +228,9 @@ class Detector:
             raise ValueError(f"max_detections must be >= 1, got {limit}")
         self._check_options(keep_resolution, flip, scales, limit)
         items = expand_inputs(images)
+        if tile is not None:
+            return self._predict_tiled(items, score_threshold, batch_size, flip, scales, nms_iou, limit, tile, overlap,
+                                       tile_merge, progress)  # fmt: skip
         factors = [1.0] if not scales else [float(s) for s in scales]
         iou = nms_iou if nms_iou is not None else (0.5 if len(factors) > 1 else None)
         results: list[Prediction] = []
@@ -223,6 +242,52 @@ class Detector:
                 selected = self.task.select(merged, score_threshold, limit, iou)
                 results.append(self.task.result(selected, self.class_names, self.category_ids, image.shape[:2]))
         return results
+
+    def _predict_tiled(
+        self,
+        items: list[Any],
+        score_threshold: float,
+        batch_size: int,
+        flip: bool,
+        scales: Sequence[float] | None,
+        nms_iou: float | None,
+        limit: int,
+        tile: int,
+        overlap: int | None,
+        merge: TileMerge,
+        progress: bool,
+    ) -> list[Prediction]:
+        if scales is not None and [float(s) for s in scales] != [1.0]:
+            raise ValueError("sliced inference (tile) runs at the image's own resolution; it cannot take scales")
+        if merge not in ("core", "nms"):
+            raise ValueError(f"tile_merge must be 'core' or 'nms', got {merge!r}")
+        iou = nms_iou if nms_iou is not None else (0.5 if merge == "nms" else None)
+        results: list[Prediction] = []
+        for item in items:
+            source = open_source(item)
+            try:
+                merged = detect_tiled(
+                    lambda batch: self._run_tiles(batch, flip, limit), self.task, source, tile, overlap, merge,
+                    batch_size, progress,
+                )  # fmt: skip
+            finally:
+                source.close()
+            selected = self.task.select(merged, score_threshold, limit, iou)
+            results.append(self.task.result(selected, self.class_names, self.category_ids, source.size))
+        return results
+
+    def _run_tiles(self, batch: torch.Tensor, flip: bool, limit: int) -> dict[str, torch.Tensor]:
+        """A batch of tiles through the network; a graph exported for one input size gets them padded to it."""
+        side = self.backend.image_size
+        if not self.backend.dynamic and side is not None and tuple(batch.shape[-2:]) != (side, side):
+            height, width = batch.shape[-2:]
+            if height > side or width > side:
+                raise ValueError(
+                    f"this {self.backend.name} file was exported for {side} px inputs only; use --tile {side} or "
+                    "smaller, or export with --dynamic"
+                )
+            batch = torch.nn.functional.pad(batch, (0, side - width, 0, side - height))
+        return self._run(batch, flip, limit)
 
     def _check_options(self, keep_resolution: bool, flip: bool, scales: Sequence[float] | None, limit: int) -> None:
         if flip and not isinstance(self.backend, EagerBackend):

@@ -101,6 +101,15 @@ class Task(ABC):
         """Maps of a batch ``[images, mirrored images]`` -> maps of ``images`` (flip test-time augmentation)."""
         raise ValueError(f"the {self.name} task has no flip test-time augmentation")
 
+    def centres(self, detections: Mapping[str, Tensor]) -> Tensor:
+        """One image's results (K, ...) -> (K, 2) x, y points that own them (sliced inference keeps a result in the
+        tile whose core holds its point)."""
+        raise ValueError(f"the {self.name} task has no sliced inference")
+
+    def translate(self, detections: Mapping[str, Tensor], dx: float, dy: float) -> dict[str, Tensor]:
+        """One image's results (K, ...) moved by (dx, dy) pixels: from a tile's pixels to the whole image's."""
+        raise ValueError(f"the {self.name} task has no sliced inference")
+
     @property
     @abstractmethod
     def class_layer(self) -> str:

@@ -35,6 +35,7 @@ from centernet.model.checkpoint import (
     read_checkpoint,
 )
 from centernet.tasks.detection.config import DetectionHeadConfig, DetectionLossConfig
+from centernet.tiles import TileGrid, crop_tiles
 from centernet.training.finetune import load_finetune_weights
 from centernet.training.optim import OptimizerConfig, build_adamw, split_weight_decay, warmup_cosine
 
@@ -275,6 +276,10 @@ class CenterNetModule(L.LightningModule):
         self.evaluator.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        tile = getattr(getattr(self._trainer, "datamodule", None), "val_tile", None)
+        if tile is not None:
+            self._sliced_validation_step(batch, tile)
+            return
         outputs, _ = self._shared_step(batch, "val")
         detections = self.model.decode(outputs)
         task = self.model.task
@@ -289,6 +294,38 @@ class CenterNetModule(L.LightningModule):
             # The ground truth of the dataset's records in original pixels (crowd regions are ignore regions):
             # every gt_* key of the batch (boxes, labels, iscrowd, area; keypoints for pose data).
             ground_truth = {key[3:]: value[i] for key, value in batch.items() if key.startswith("gt_")}
+            self.evaluator.update(image_id, (height, width), ground_truth, result)
+
+    def _sliced_validation_step(self, batch: dict[str, Any], tile: int, tiles_per_pass: int = 8) -> None:
+        """Validation of images at their own resolution (native-resolution data): each image in tiles of ``tile``
+        px, each tile keeping the detections centred in its core (:mod:`centernet.tiles`), as ``Detector.predict(
+        tile=...)`` runs it, so that ``val/map`` measures what sliced inference will do. No loss is computed."""
+        task = self.model.task
+        for i, image_id in enumerate(batch["image_id"].tolist()):
+            height, width = (int(v) for v in batch["orig_size"][i])
+            image = batch["image"][i][:, :height, :width]  # (3, H, W) in [0, 1], the image at its own size
+            grid = TileGrid.plan((height, width), tile)
+            tiles, parts = list(grid), []
+            for start in range(0, len(tiles), tiles_per_pass):
+                chunk = tiles[start : start + tiles_per_pass]
+                pixels = crop_tiles(image, grid, chunk)  # (n, 3, h, w)
+                if self._channels_last:
+                    pixels = pixels.contiguous(memory_format=torch.channels_last)
+                detections = self.model.decode(self.model(pixels))
+                for row, one_tile in enumerate(chunk):
+                    one = {key: value[row].detach().cpu() for key, value in detections.items()}
+                    keep = one["scores"] > 0
+                    one = task.translate({key: value[keep] for key, value in one.items()}, one_tile.x0, one_tile.y0)
+                    owned = one_tile.owns(task.centres(one))
+                    parts.append({key: value[owned] for key, value in one.items()})
+            merged = {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+            result = task.to_original(merged, Letterbox.keep_resolution((height, width)))
+            ground_truth = {
+                "boxes": batch["gt_boxes"][i],
+                "labels": batch["gt_labels"][i],
+                "iscrowd": batch["gt_iscrowd"][i],
+                "area": batch["gt_area"][i],
+            }
             self.evaluator.update(image_id, (height, width), ground_truth, result)
 
     def on_validation_epoch_end(self) -> None:

@@ -68,6 +68,15 @@ class DetectionTask(Task):
             "labels": detections["labels"].long(),
         }
 
+    def centres(self, detections: Mapping[str, Tensor]) -> Tensor:
+        """(K, 2) box centres: the point whose heatmap cell produced each box (sliced inference's owner)."""
+        boxes = detections["boxes"]
+        return torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], dim=-1)
+
+    def translate(self, detections: Mapping[str, Tensor], dx: float, dy: float) -> dict[str, Tensor]:
+        shift = torch.tensor([dx, dy, dx, dy], dtype=detections["boxes"].dtype)
+        return {**detections, "boxes": detections["boxes"] + shift}
+
     def select(
         self, detections: Mapping[str, Tensor], score_threshold: float, max_detections: int, nms_iou: float | None
     ) -> dict[str, Tensor]:
