@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import quiet_trainer, tiny_module
 
 from centernet.data.mot import parse_mot, read_mot_results
 from centernet.data.moving_shapes import ensure_moving_shapes
 from centernet.inference.tracker import Tracker, _EagerRunner, _OnnxRunner
 from centernet.training.tracking_eval import TrackingEvaluation
-from tests.helpers import quiet_trainer, tiny_module
 
 
 @pytest.fixture(scope="module")

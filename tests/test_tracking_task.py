@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_network
 
 from centernet.tasks import build_task
 from centernet.tasks.tracking import GreedyAssociator
 from centernet.tasks.tracking.targets import render_tracking_targets
-from tests.helpers import tiny_network
 
 
 def _moving_batch(size: int = 128) -> dict[str, torch.Tensor]:
