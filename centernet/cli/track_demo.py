@@ -29,6 +29,7 @@ from centernet.tasks.detection.config import DetectionHeadConfig
 from centernet.tasks.tracking.association import GreedyAssociator
 from centernet.tasks.tracking.metrics import evaluate_tracking
 from centernet.tasks.tracking.online import associate_recorded
+from centernet.training.cli import quiet_lightning
 from centernet.training.module import CenterNetModule
 from centernet.training.optim import OptimizerConfig
 from centernet.viz import draw_detections
@@ -57,6 +58,7 @@ def run_track_demo(argv: Sequence[str] = ()) -> Path:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args([a for a in argv if a not in ("--task", "track", "--task=track")])
+    quiet_lightning()
     console = Console()
     start = time.perf_counter()
     L.seed_everything(args.seed, workers=True, verbose=False)
