@@ -20,16 +20,13 @@ reader as real data (:func:`centernet.data.mot.parse_mot`). Rules of the generat
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from centernet.cache import default_cache_root
+from centernet.cache import build_once, default_cache_root
 from centernet.data.mot import write_mot_sequence
 
 __all__ = ["MovingShapesPaths", "ensure_moving_shapes", "generate_moving_shapes"]
@@ -199,18 +196,12 @@ def ensure_moving_shapes(
     paths = MovingShapesPaths(final, final / "train", final / "val")
     if final.exists():
         return paths
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=parent))
-    try:
+
+    def build(tmp: Path) -> None:
         for split, count in (("train", num_train), ("val", num_val)):
             for index in range(count):
                 frames, rows = generate_moving_shapes(seed, split, index, num_frames, image_size)
                 write_mot_sequence(tmp / split / f"shapes-{split}-{index:02d}", frames, rows)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    build_once(final, build)
     return paths

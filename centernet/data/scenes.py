@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from centernet.cache import default_cache_root
+from centernet.cache import build_once, default_cache_root
 from centernet.data.synthetic import ShapesPaths
 
 __all__ = ["SCENE_CATEGORY_IDS", "SCENE_CLASSES", "Scene", "ensure_scenes_dataset", "generate_scene"]
@@ -124,18 +121,12 @@ def ensure_scenes_dataset(
     )  # fmt: skip
     if paths.train_annotations.is_file() and paths.val_annotations.is_file():
         return paths
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=parent))
-    try:
+
+    def build(tmp: Path) -> None:
         for split, count in (("train", num_train), ("val", num_val)):
             _write_split(tmp / split, split, count, side, seed)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    build_once(final, build)
     return paths
 
 

@@ -24,16 +24,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from centernet.cache import default_cache_root
+from centernet.cache import build_once, default_cache_root
 from centernet.data.synthetic import ShapesPaths
 
 __all__ = ["STICK_JOINTS", "STICK_SKELETON", "StickFigureImage", "ensure_stick_figures", "generate_stick_figure_image"]
@@ -124,18 +121,12 @@ def ensure_stick_figures(
         if not (paths.train_annotations.is_file() and paths.val_annotations.is_file()):
             raise RuntimeError(f"stick-figure cache {root_dir} is incomplete (was it edited by hand?); delete it")
         return paths
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=parent))
-    try:
+
+    def build(tmp: Path) -> None:
         for split, count in (("train", num_train), ("val", num_val)):
             _write_split(tmp / split, split, count, image_size, seed)
-        try:
-            os.rename(tmp, root_dir)
-        except OSError:
-            if not root_dir.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    build_once(root_dir, build)
     return paths
 
 

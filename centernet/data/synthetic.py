@@ -27,16 +27,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from centernet.cache import default_cache_root
+from centernet.cache import build_once, default_cache_root
 
 __all__ = [
     "SHAPE_CATEGORY_IDS",
@@ -129,19 +126,11 @@ def ensure_shapes_dataset(
             raise RuntimeError(f"shapes cache {paths.root} is incomplete (was it edited by hand?); delete it")
         return paths
 
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=parent))
-    try:
+    def build(tmp: Path) -> None:
         for split, count in (("train", num_train), ("val", num_val)):
             _write_split(tmp / split, split, count, image_size, seed)
-        try:
-            os.rename(tmp, paths.root)
-        except OSError:
-            if not paths.root.is_dir():
-                raise
-            # Another process finished the same cache first; its content is identical, use it.
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    build_once(paths.root, build)
     return paths
 
 
