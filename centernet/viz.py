@@ -35,15 +35,22 @@ def draw_detections(
         labels: (K,) contiguous class indices.
         scores: (K,) optional confidences, printed next to the name.
         class_names: Names indexed by label; the index is printed when absent.
-        thickness: Line thickness; by default about 1/300 of the image's longer side, at least 1.
+        thickness: Line thickness; by default about 1/300 of the image's longer side, at least 1, and thinner for
+            small objects (see below).
 
     Returns:
         (H, W, 3) RGB uint8 copy with the drawings.
+
+    Lines and labels grow with the image but never beyond what the objects' median size allows: on a 2,048 px aerial
+    scene of 20 px objects, image-sized labels (7 px lines, 30 px text) would hide the objects they name.
     """
     canvas = np.ascontiguousarray(image.copy())
     height, width = canvas.shape[:2]
-    line = thickness or max(1, round(max(height, width) / 300))
-    font_scale = max(0.3, max(height, width) / 1000)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    typical = float(np.median(sides)) if len(sides) else float(max(height, width))
+    line = thickness or max(1, min(round(max(height, width) / 300), round(typical / 12)))
+    font_scale = max(0.3, min(max(height, width) / 1000, typical / 40))
     for i, (box, label) in enumerate(zip(np.asarray(boxes), np.asarray(labels), strict=True)):
         x1, y1, x2, y2 = (int(round(float(v))) for v in box)
         color = class_color(int(label))
