@@ -14,7 +14,8 @@ margin is entirely inside at least one crop of every epoch (larger ones are kept
 probability that a crop is instead placed around a random object of the image.
 
 Only the crop's own pixels are resampled (``cv2.warpAffine`` writes the ``image_size`` square directly), never
-the whole image. Boxes are cut by the crop with the ``min_visibility`` rule of the training transforms.
+the whole image. Boxes are cut by the crop with the ``min_visibility`` rule of the training transforms; the joints
+of keypoint data move with the same zoom and shift, leave with their boxes, and become unlabelled outside the crop.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import math
 
 import cv2
 import numpy as np
+
+from centernet.data.keypoints import unlabel_outside
 
 __all__ = ["NativeCrops"]
 
@@ -68,8 +71,14 @@ class NativeCrops:
         return rows * columns
 
     def __call__(
-        self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, cell: int, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray,
+        labels: np.ndarray,
+        cell: int,
+        rng: np.random.Generator,
+        keypoints: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, ...]:
         """Crop ``cell`` (row-major index into :meth:`grid`) of an image, at a random zoom and position.
 
         Args:
@@ -78,10 +87,14 @@ class NativeCrops:
             labels: (n,) int64.
             cell: Which grid cell the crop must contain (with the margin).
             rng: The sample's random generator.
+            keypoints: Keypoint data: (n, K, 3) joints of the boxes, x, y pixels of ``image`` and visibility.
 
         Returns:
             ``(crop, boxes, labels)``: (image_size, image_size, 3) uint8 (black beyond the image); the boxes kept
-            by the ``min_visibility`` rule, clipped, in crop pixels; their labels.
+            by the ``min_visibility`` rule, clipped, in crop pixels; their labels. With ``keypoints``, a fourth
+            element: the kept boxes' (m, K, 3) float32 joints in crop pixels, moved by the same zoom and shift as
+            the pixels, those outside the crop unlabelled (0, 0, 0; see :func:`~centernet.data.keypoints.
+            unlabel_outside`).
         """
         height, width = image.shape[:2]
         rows, columns = self.grid(height, width)
@@ -110,7 +123,12 @@ class NativeCrops:
         area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
         visible_w, visible_h = inside[:, 2] - inside[:, 0], inside[:, 3] - inside[:, 1]
         keep = (visible_w * visible_h >= self.min_visibility * area) & (visible_w >= 1) & (visible_h >= 1)
-        return crop, inside[keep].astype(np.float32), np.asarray(labels, dtype=np.int64).reshape(-1)[keep]
+        kept = (crop, inside[keep].astype(np.float32), np.asarray(labels, dtype=np.int64).reshape(-1)[keep])
+        if keypoints is None:
+            return kept
+        joints = np.asarray(keypoints, dtype=np.float64)[keep]  # (m, K, 3); boolean indexing copies
+        joints[..., :2] = (joints[..., :2] - [x0, y0]) * scale  # the matrix above, applied to x, y
+        return (*kept, unlabel_outside(joints, (0, 0, side, side)))
 
 
 def _origin(index: int, count: int, length: int, footprint: float, margin: float, rng: np.random.Generator) -> float:

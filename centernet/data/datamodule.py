@@ -206,11 +206,8 @@ class CenterNetDataModule(L.LightningDataModule):
         self.category_ids: list[int] = ids
         self.num_classes: int = len(names)
         self.task_data: dict[str, Any] | None = joints
-        if joints is not None:
-            if self.mosaic is not None:
-                raise ValueError("mosaic does not support keypoint data yet; set mosaic: 0")
-            if isinstance(self.train_transform, DetectionTransform):  # a mirror swaps the left and right joints
-                self.train_transform.flip_permutation = flip_permutation(joints)
+        if joints is not None and isinstance(self.train_transform, DetectionTransform):
+            self.train_transform.flip_permutation = flip_permutation(joints)  # a mirror swaps left and right joints
 
     def prepare_data(self) -> None:
         """Generate the built-in dataset once (rank 0 only); nothing to do for files on disk."""

@@ -28,13 +28,18 @@ class DetectionDataset(Dataset):
     Args:
         source: Validated records: decoded sizes, ``x1, y1, x2, y2`` pixel boxes inside their image.
         transform: Called as ``transform(image=, bboxes=, labels=)`` with an (H, W, 3) uint8 RGB image, (n, 4)
-            float32 ``x1, y1, x2, y2`` pixel boxes and (n,) int64 labels; returns a dict with the same keys and
-            optionally ``scale`` (see :mod:`centernet.data.transforms`). ``None``: the image is used as is.
+            float32 ``x1, y1, x2, y2`` pixel boxes and (n,) int64 labels, and for keypoint data ``keypoints=``, the
+            boxes' (n, K, 3) joints in the same pixels; returns a dict with the same keys and optionally ``scale``
+            (see :mod:`centernet.data.transforms`). ``None``: the image is used as is.
         mosaic: Optional :class:`Mosaic` applied before ``transform`` (training only).
         crops: Optional :class:`NativeCrops` (native-resolution training): the dataset then holds every image's
             crops of the epoch (their number follows the image's area), each a random ``image_size`` crop at the
             image's own scale, taken before ``mosaic`` and ``transform``. A mosaic then combines native crops of
             half that side, so that it keeps the native scale too.
+
+    Keypoint data (``source.keypoints``): every loader (:meth:`load`, :meth:`load_crop`, ``mosaic``) returns the
+    boxes' joints as a fourth element, moved with the pixels and the boxes, so that they reach ``transform`` in the
+    frame of the image they come with.
 
     Attributes:
         class_names: Category names, index = contiguous label.
@@ -51,8 +56,6 @@ class DetectionDataset(Dataset):
     ) -> None:
         if any(record.normalized for record in source.records):
             raise ValueError(f"{source.description}: records must be validated (validate_source) first")
-        if mosaic is not None and source.keypoints is not None:
-            raise ValueError(f"{source.description}: mosaic does not support keypoint data yet; set mosaic: 0")
         self.source = source
         self.transform = transform
         self.mosaic = mosaic
@@ -101,14 +104,15 @@ class DetectionDataset(Dataset):
             self.mosaic.set_random_seed(None if seed is None else seed + 1)
         self._crop_rng = np.random.default_rng(None if seed is None else seed + 2)
 
-    def load_crop(self, index: int, half: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sample ``index``'s native-resolution crop (see :class:`NativeCrops`), as :meth:`load` returns images;
-        ``half``: a crop of half the side (the pieces of a native mosaic)."""
+    def load_crop(self, index: int, half: bool = False) -> tuple[np.ndarray, ...]:
+        """Sample ``index``'s native-resolution crop (see :class:`NativeCrops`), as :meth:`load` returns images
+        (joints included, in crop pixels); ``half``: a crop of half the side (the pieces of a native mosaic)."""
         image_index, cell = self.locate(index)
         crops = self._half_crops if half else self._crops
-        return crops(*self._load_cached(image_index), cell, self._crop_rng)
+        image, boxes, labels, *keypoints = self._load_cached(image_index)  # keypoints: [] or [(n, K, 3)]
+        return crops(image, boxes, labels, cell, self._crop_rng, keypoints[0] if keypoints else None)
 
-    def _load_cached(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _load_cached(self, index: int) -> tuple[np.ndarray, ...]:
         """:meth:`load` through a small cache of decoded images (per process, least recently used first out).
 
         A large image gives many crops per epoch, and decoding a 2,048 px PNG costs more than cropping it tens of
@@ -124,12 +128,13 @@ class DetectionDataset(Dataset):
             cache.popitem(last=False)
         return loaded
 
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def load(self, index: int) -> tuple[np.ndarray, ...]:
         """The image and its training targets, untransformed.
 
         Returns:
             ``(image, boxes, labels)``: (H, W, 3) uint8 RGB; (n, 4) float32 ``x1, y1, x2, y2`` pixels; (n,) int64
-            labels. Crowd regions are not targets and are left out.
+            labels. Keypoint data: a fourth element, the boxes' (n, K, 3) float32 joints (x, y pixels, visibility).
+            Crowd regions are not targets and are left out.
         """
         record = self.source.records[index]
         image = decode_rgb(record.path)
@@ -139,7 +144,8 @@ class DetectionDataset(Dataset):
                 f"{record.width}x{record.height} when the dataset was validated (did the file change?)"
             )
         targets = record.iscrowd == 0
-        return image, record.boxes[targets].astype(np.float32), record.labels[targets]
+        loaded = (image, record.boxes[targets].astype(np.float32), record.labels[targets])
+        return loaded if self.source.keypoints is None else (*loaded, self._keypoints(record))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """One sample of the batch contract.
@@ -158,17 +164,19 @@ class DetectionDataset(Dataset):
         image_index, _ = self.locate(index)
         record = self.source.records[image_index]
         if self._crops is not None and self.mosaic is not None:
-            image, boxes, labels = self.mosaic(index, lambda i: self.load_crop(i, half=True), len(self))
-            if image.shape[0] != self._crops.image_size:  # no mosaic this time: a full-size crop
-                image, boxes, labels = self.load_crop(index)
+            loaded = self.mosaic(index, lambda i: self.load_crop(i, half=True), len(self))
+            if loaded[0].shape[0] != self._crops.image_size:  # no mosaic this time: a full-size crop
+                loaded = self.load_crop(index)
         elif self._crops is not None:
-            image, boxes, labels = self.load_crop(index)
+            loaded = self.load_crop(index)
         elif self.mosaic is not None:
-            image, boxes, labels = self.mosaic(index, self.load, len(self))
+            loaded = self.mosaic(index, self.load, len(self))
         else:
-            image, boxes, labels = self.load(index)
+            loaded = self.load(index)
+        # The joints come from the loader, in the frame of its image: the record's are in whole-image pixels.
+        image, boxes, labels, *joints = loaded
+        keypoints = joints[0] if joints else None
         scale = (1.0, 1.0)
-        keypoints = self._keypoints(record) if self.source.keypoints is not None else None
         if self.transform is not None:
             extra = {"keypoints": keypoints} if keypoints is not None else {}
             out = self.transform(image=image, bboxes=boxes, labels=labels, **extra)
@@ -202,6 +210,7 @@ class DetectionDataset(Dataset):
         return sample
 
     def _keypoints(self, record: Any) -> np.ndarray:
-        """(n, K, 3) joints of the record's training targets (crowd regions left out, as in :meth:`load`)."""
+        """(n, K, 3) joints of the record's training targets in whole-image pixels (crowd regions left out, as in
+        :meth:`load`)."""
         num_joints = len(self.source.keypoints["joint_names"])
         return record.keypoints[record.iscrowd == 0].astype(np.float32).reshape(-1, num_joints, 3)

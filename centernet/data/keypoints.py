@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["COCO_JOINTS", "COCO_SKELETON", "apply_keypoint_policy", "flip_pairs_from_names", "keypoint_info"]
+__all__ = [
+    "COCO_JOINTS",
+    "COCO_SKELETON",
+    "apply_keypoint_policy",
+    "flip_pairs_from_names",
+    "keypoint_info",
+    "unlabel_outside",
+]
 
 # COCO's 17 person keypoints, in the order of its person category, and its skeleton (0-based joint pairs).
 COCO_JOINTS: tuple[str, ...] = (
@@ -87,6 +94,24 @@ def flip_permutation(info: dict[str, Any]) -> np.ndarray:
     for a, b in info["flip_pairs"]:
         permutation[a], permutation[b] = b, a
     return permutation
+
+
+def unlabel_outside(keypoints: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray:
+    """Unlabel the joints outside a window: what training does to the joints that a crop, a mosaic tile or an
+    augmentation pushes out of the visible pixels (their objects stay while their boxes do).
+
+    Args:
+        keypoints: (n, K, 3) x, y pixels and visibility.
+        window: ``x1, y1, x2, y2`` in the same pixels; a joint on its border is inside.
+
+    Returns:
+        (n, K, 3) float32: joints outside the window, or unlabelled already, are 0, 0, 0.
+    """
+    x1, y1, x2, y2 = window
+    keypoints = np.asarray(keypoints, dtype=np.float32)
+    x, y, visibility = keypoints[..., 0], keypoints[..., 1], keypoints[..., 2]
+    inside = (x >= x1) & (x <= x2) & (y >= y1) & (y <= y2) & (visibility > 0)
+    return np.where(inside[..., None], keypoints, 0.0).astype(np.float32)
 
 
 def apply_keypoint_policy(

@@ -5,6 +5,10 @@ Each image is resized so that its longer side is ``image_size`` and placed in on
 (top-left image: its bottom-right corner at the centre, and so on). The canvas then goes through the normal
 training pipeline, whose first step fits it back to ``image_size``: objects shrink by about half and each
 training image shows four scenes, which helps with small, dense objects.
+
+Keypoint data: the joints of each tile move with its pixels (the tile's resize scale and offset), leave with their
+boxes, and become unlabelled outside the part of their tile that lands on the canvas; the training transform that
+follows moves them again and swaps left and right on a mirror (:class:`~centernet.data.transforms.DetectionTransform`).
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import cv2
 import numpy as np
 
 from centernet.boxes import Letterbox
+from centernet.data.keypoints import unlabel_outside
 
 __all__ = ["Mosaic"]
 
-# load(index) -> (image (H, W, 3) uint8 RGB, boxes (n, 4) float32 x1 y1 x2 y2 pixels, labels (n,) int64)
-Loader = Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]]
+# load(index) -> (image (H, W, 3) uint8 RGB, boxes (n, 4) float32 x1 y1 x2 y2 pixels, labels (n,) int64), and for
+# keypoint data a fourth element: the boxes' joints (n, K, 3) float32, x, y pixels and visibility (0: not labelled).
+Loader = Callable[[int], tuple[np.ndarray, ...]]
 
 
 class Mosaic:
@@ -44,12 +50,14 @@ class Mosaic:
     def set_random_seed(self, seed: int | None) -> None:
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, index: int, load: Loader, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(self, index: int, load: Loader, count: int) -> tuple[np.ndarray, ...]:
         """The image ``index`` (via ``load``), or a mosaic of it and three random images of the ``count``.
 
         Returns:
             ``(image, boxes, labels)``: (H, W, 3) uint8 RGB; (m, 4) float32 ``x1, y1, x2, y2`` pixels of that
-            image; (m,) int64 labels.
+            image; (m,) int64 labels. When ``load`` returns joints (keypoint data), a fourth element: the (m, K, 3)
+            float32 joints of the boxes in pixels of that image, those outside the visible part of their tile
+            unlabelled (0, 0, 0).
         """
         if self.p == 0 or self.rng.random() >= self.p:
             return load(index)
@@ -57,9 +65,9 @@ class Mosaic:
         canvas = np.zeros((2 * side, 2 * side, 3), dtype=np.uint8)
         xc, yc = (int(v) for v in self.rng.integers(side // 2, 3 * side // 2 + 1, size=2))
         indices = [index, *(int(i) for i in self.rng.integers(0, count, size=3))]
-        all_boxes, all_labels = [], []
+        all_boxes, all_labels, all_joints = [], [], []
         for tile, i in enumerate(indices):
-            image, boxes, labels = load(i)
+            image, boxes, labels, *joints = load(i)  # joints: [] or [(n, K, 3)]
             height, width = image.shape[:2]
             new_h, new_w = Letterbox.fit((height, width), side).resized
             enlarging = side > max(height, width)
@@ -82,4 +90,9 @@ class Mosaic:
             keep &= inside[:, 3] - inside[:, 1] >= 1
             all_boxes.append(inside[keep])
             all_labels.append(np.asarray(labels, dtype=np.int64).reshape(-1)[keep])
-        return canvas, np.concatenate(all_boxes).astype(np.float32), np.concatenate(all_labels)
+            if joints:
+                moved = np.asarray(joints[0], dtype=np.float64)[keep]  # (m, K, 3); boolean indexing copies
+                moved[..., :2] = moved[..., :2] * [sx, sy] + [x0, y0]  # the boxes' scale and offset
+                all_joints.append(unlabel_outside(moved, (cx1, cy1, cx2, cy2)))
+        mosaic = (canvas, np.concatenate(all_boxes).astype(np.float32), np.concatenate(all_labels))
+        return (*mosaic, np.concatenate(all_joints)) if all_joints else mosaic

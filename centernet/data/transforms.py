@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from centernet.boxes import STRIDE_MULTIPLE, Letterbox
+from centernet.data.keypoints import unlabel_outside
 
 __all__ = ["BBOX_FORMAT", "DetectionTransform", "LetterboxTransform", "build_eval_transform", "build_train_transform"]
 
@@ -96,7 +97,8 @@ class DetectionTransform:
             if mirrors % 2 and self.flip_permutation is not None:
                 joints = joints[:, np.argsort(self.flip_permutation)]  # the mirror's left hand is the right hand
             kept = np.asarray(out["box_index"], dtype=np.int64).reshape(-1)
-            result["keypoints"] = _unlabel_outside(joints[kept], out["image"].shape[:2])
+            height, width = out["image"].shape[:2]
+            result["keypoints"] = unlabel_outside(joints[kept], (0, 0, width, height))
         return result
 
     def set_random_seed(self, seed: int | None) -> None:
@@ -196,14 +198,6 @@ def build_train_transform(
 
 # Transforms that mirror the image: an odd number of them swaps the left and right joints.
 _MIRRORS = frozenset({"HorizontalFlip", "VerticalFlip", "Transpose"})
-
-
-def _unlabel_outside(keypoints: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """(m, K, 3) joints with those outside the (H, W) image (or unlabelled already) set to 0, 0, 0."""
-    height, width = image_size
-    x, y, visibility = keypoints[..., 0], keypoints[..., 1], keypoints[..., 2]
-    inside = (x >= 0) & (x <= width) & (y >= 0) & (y <= height) & (visibility > 0)
-    return np.where(inside[..., None], keypoints, 0.0).astype(np.float32)
 
 
 def _compose_training(steps: list[Any], min_visibility: float) -> DetectionTransform:
