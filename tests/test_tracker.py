@@ -219,6 +219,40 @@ def test_onnx_track_many_equals_tracking_alone_with_dynamic_and_fixed_batch(trac
             assert np.allclose(a.boxes[np.argsort(a.track_ids)], b.boxes[np.argsort(b.track_ids)], atol=1e-3)
 
 
+def test_track_command_on_two_sources_writes_what_two_separate_runs_write(tracking_checkpoint, tmp_path: Path):
+    import cv2
+
+    from centernet.cli.main import main
+
+    path, val = tracking_checkpoint
+    frames = _frames(val)
+    sources = [tmp_path / "clip_a", tmp_path / "clip_b"]
+    for folder, video in zip(sources, (frames[:5], [cv2.resize(f, (80, 48)) for f in frames[2:5]]), strict=True):
+        folder.mkdir()
+        for index, frame in enumerate(video):
+            cv2.imwrite(str(folder / f"{index:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    common = ["--checkpoint", str(path), "--detection-threshold", "0.02", "--new-track-threshold", "0.02"]
+    together = main(["track", "--source", *map(str, sources), "--out", str(tmp_path / "together"), "--batch-size", "2",
+                     *common])  # fmt: skip
+    for source in sources:
+        main(["track", "--source", str(source), "--out", str(tmp_path / source.name), *common])
+    for source, count in zip(sources, (5, 3), strict=True):
+        alone = tmp_path / source.name
+        for suffix in (".txt", ".json"):
+            written = (together / f"{source.name}{suffix}").read_text()
+            assert written == (alone / f"{source.name}{suffix}").read_text(), f"{source.name}{suffix}"
+        assert len(read_mot_results(together / f"{source.name}.txt")) == count
+        videos = [cv2.VideoCapture(str(folder / f"{source.name}.mp4")) for folder in (together, alone)]
+        assert [int(v.get(cv2.CAP_PROP_FRAME_COUNT)) for v in videos] == [count, count]
+        for _ in range(count):  # the same drawings
+            (ok_a, a), (ok_b, b) = (v.read() for v in videos)
+            assert ok_a and ok_b and np.array_equal(a, b)
+        for video in videos:
+            video.release()
+    with pytest.raises(ValueError, match="would both write"):
+        main(["track", "--source", str(sources[0]), str(sources[0]), "--out", str(tmp_path / "twice"), *common])
+
+
 def test_ensure_moving_shapes_is_cached(tmp_path: Path):
     first = ensure_moving_shapes(tmp_path, num_train=1, num_val=1, num_frames=3, image_size=32)
     stamp = (first.train / "shapes-train-00" / "gt" / "gt.txt").stat().st_mtime_ns
