@@ -5,6 +5,10 @@ previous frame's tracked objects (the tracker's own output, CenterTrack section 
 detections are selected, mapped to original pixels and associated greedily
 (:class:`~centernet.tasks.tracking.association.GreedyAssociator`). The first frame of a video is its own previous
 frame with an empty prior, as CenterTrack starts.
+
+:meth:`OnlineTracking.step` is the two halves around the network, :meth:`~OnlineTracking.network_inputs` (prior
+heatmap, previous image) and :meth:`~OnlineTracking.update` (selection, association), so that a batched tracker can
+run one forward pass for the current frames of several videos, each with its own ``OnlineTracking``.
 """
 
 from __future__ import annotations
@@ -84,20 +88,50 @@ class OnlineTracking:
         self.last_detections: tuple[np.ndarray, ...] = ()
 
     def step(self, image: Tensor, letterbox: Letterbox, runner: Runner) -> FrameTracks:
-        """Track one frame.
+        """Track one frame: :meth:`network_inputs`, the network, :meth:`update`.
 
         Args:
             image: (1, 3, S, S) float in [0, 1], the frame letterboxed by ``letterbox``.
             letterbox: How the frame was resized and padded (the same for every frame of the video).
             runner: The network with decoding.
         """
+        previous, prior = self.network_inputs(image, letterbox)
+        decoded = runner(image, previous, prior)
+        return self.update(image, {key: value[0] for key, value in decoded.items()}, letterbox)
+
+    def network_inputs(self, image: Tensor, letterbox: Letterbox) -> tuple[Tensor, Tensor]:
+        """What the network sees of this video's past next to ``image``; the part of :meth:`step` before the network
+        (a batched tracker stacks these over its videos).
+
+        Args:
+            image: (1, 3, S, S) float in [0, 1], the current frame letterboxed by ``letterbox``.
+            letterbox: The video's letterbox (maps the previous frame's tracks from original to input pixels).
+
+        Returns:
+            ``prev_image`` (1, 3, S, S), the previous frame letterboxed (``image`` itself on the first frame), and
+            ``prev_heatmap`` (1, 1, S, S), the previous frame's tracked objects drawn in input pixels (empty on the
+            first frame).
+        """
         side = image.shape[-2:]
         previous = image if self._previous is None else self._previous
         prior_boxes = letterbox.to_input(self._previous_boxes) if len(self._previous_boxes) else self._previous_boxes
         prior = torch.from_numpy(render_prior_heatmap(prior_boxes, (int(side[0]), int(side[1]))))[None, None]
-        decoded = runner(image, previous, prior)
-        one = {key: value[0] for key, value in decoded.items()}
-        selected = self.task.select(one, self.associator.detection_threshold, self.max_detections, None)
+        return previous, prior
+
+    def update(self, image: Tensor, decoded: Mapping[str, Tensor], letterbox: Letterbox) -> FrameTracks:
+        """Select, map back and associate the network's detections of one frame; the part of :meth:`step` after
+        the network.
+
+        Args:
+            image: (1, 3, S, S) the frame given to :meth:`network_inputs` (kept as the next frame's previous image).
+            decoded: This frame's row of the runner's outputs: ``boxes`` (K, 4) xyxy, ``scores`` (K,), ``labels``
+                (K,) and ``tracking`` (K, 2), input pixels.
+            letterbox: The video's letterbox.
+
+        Returns:
+            The tracked objects of the frame, original pixels.
+        """
+        selected = self.task.select(decoded, self.associator.detection_threshold, self.max_detections, None)
         original = self.task.to_original(selected, letterbox)
         boxes = original["boxes"].numpy()
         scores, labels = original["scores"].numpy(), original["labels"].numpy()
@@ -114,6 +148,11 @@ class OnlineTracking:
             boxes[tracked].astype(np.float32), scores[tracked].astype(np.float32), labels[tracked].astype(np.int64),
             ids[tracked], displacements[tracked].astype(np.float32),
         )  # fmt: skip
+
+    def close(self) -> None:
+        """The video has ended: drop its previous image (a (1, 3, S, S) float tensor); the tracks, the last
+        detections and the association time stay readable."""
+        self._previous = None
 
 
 def associate_recorded(
