@@ -9,6 +9,7 @@ import math
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from centernet.data.crops import NativeCrops
 
@@ -140,16 +141,31 @@ def test_fit_validates_native_resolution_with_sliced_inference(tmp_path):
     module = tiny_module(data, image_size=64, max_detections=50)
     trainer = quiet_trainer(max_steps=2, limit_val_batches=2, num_sanity_val_steps=0)
     trainer.fit(module, datamodule=data)
+    seen = {}  # image id -> what validation scored
+    update = module.evaluator.update
+
+    def record(image_id, size, truth, result):  # noqa: ANN001, ANN202
+        seen[image_id] = {key: value.clone() for key, value in result.items()}
+        return update(image_id, size, truth, result)
+
+    module.evaluator.update = record
     results = trainer.validate(module, datamodule=data, verbose=False)[0]
     assert "val/map" in results and module.last_val_image_ids == [1, 2]
-    # The same numbers as the Detector's sliced inference of the same weights, scored by the same evaluator.
+    # The same detections as the Detector's sliced inference of the same weights (at most max_detections per image,
+    # as a whole-image pass keeps), so the same numbers from the same evaluator.
     from centernet.data.imagefile import decode_rgb
     from centernet.inference import Detector
 
     detector = Detector(module.model, data.class_names, data.category_ids, 64)
     evaluator = detector.task.evaluator(data.class_names, data.category_ids, 50)
-    for record in sorted(data.val_dataset.source.records, key=lambda r: r.image_id):
-        prediction = detector.predict(decode_rgb(record.path), 0.0, tile=64)[0]
-        truth = {"boxes": record.boxes, "labels": record.labels, "iscrowd": record.iscrowd, "area": record.area}
-        evaluator.update(record.image_id, (record.height, record.width), truth, prediction)
-    assert abs(evaluator.compute().metrics["map"] - results["val/map"]) < 1e-3
+    for record_ in sorted(data.val_dataset.source.records, key=lambda r: r.image_id):
+        prediction = detector.predict(decode_rgb(record_.path), 0.0, tile=64)[0]
+        validated = seen[record_.image_id]
+        assert len(prediction.boxes) == len(validated["boxes"]) == 50  # hundreds of tiles' peaks, capped alike
+        order = torch.argsort(validated["scores"], descending=True, stable=True)
+        np.testing.assert_allclose(validated["scores"][order].numpy(), prediction.scores, atol=1e-5)
+        truth = {"boxes": record_.boxes, "labels": record_.labels, "iscrowd": record_.iscrowd, "area": record_.area}
+        evaluator.update(record_.image_id, (record_.height, record_.width), truth, prediction)
+    metrics = evaluator.compute().metrics
+    for name, value in metrics.items():
+        assert abs(value - results[f"val/{name}"]) < 1e-4, name

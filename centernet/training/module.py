@@ -319,6 +319,9 @@ class CenterNetModule(L.LightningModule):
                     owned = one_tile.owns(task.centres(one))
                     parts.append({key: value[owned] for key, value in one.items()})
             merged = {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+            # At most max_detections per image, the best first, as a whole-image pass and predict(tile=...) keep:
+            # COCO caps each class separately, so more would score detections that predict never returns.
+            merged = task.select(merged, 0.0, self.model.max_detections, None)
             result = task.to_original(merged, Letterbox.keep_resolution((height, width)))
             ground_truth = {
                 "boxes": batch["gt_boxes"][i],
