@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from centernet.cli.config import read_config
 from centernet.cli.main import main
 from centernet.configs import config_path
 from centernet.errors import PretrainedWeightsError
@@ -95,6 +96,60 @@ def test_fit_writes_a_complete_run_directory_and_predict_uses_it(shapes_root, tm
     assert all(len(r["bbox"]) == 4 and r["bbox"][2] >= 0 and r["bbox"][3] >= 0 for r in results)
 
 
+def test_fit_trains_a_tracker_from_the_shipped_tracking_config(tmp_path):
+    """``--config tracking`` selects the tracking data module; its classes flow into the model, and when fit ends the
+    validation videos are tracked into metrics.json beside the last validation's per-frame COCO numbers."""
+    overrides = [
+        f"--trainer.default_root_dir={tmp_path / 'runs'}",
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=2",
+        "--trainer.check_val_every_n_epoch=1",
+        "--trainer.num_sanity_val_steps=0",
+        "--trainer.enable_progress_bar=false",
+        "--model.neck.channels=[32, 32, 32]",
+        "--model.head.channels=32",
+        "--data.image_size=64",
+        "--data.batch_size=4",
+        "--data.num_workers=0",
+        f"--data.shapes_root={tmp_path / 'cache'}",
+        "--data.shapes_train=1",
+        "--data.shapes_val=1",
+        "--data.shapes_frames=8",
+    ]
+    cli = CenterNetCLI(args=["fit", "--config", "tracking", *overrides])
+    run_dir = Path(cli.trainer.log_dir)
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    hparams = checkpoint["hyper_parameters"]
+    assert hparams["task"] == "tracking" and hparams["image_size"] == 64
+    assert hparams["num_classes"] == 1 and hparams["class_names"] == ["shape"] and hparams["category_ids"] == [1]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert all(isinstance(metrics[name], float) for name in ("HOTA", "MOTA", "IDF1", "AssA", "IDSW"))
+    assert metrics["tracking"] == {"videos": 1, "frames": 8, "global_step": 2}
+    assert isinstance(metrics["map"], float) and metrics["epoch"] == 0  # CocoMetricsWriter's numbers are kept
+    assert "val/HOTA" in (run_dir / "metrics.csv").read_text().splitlines()[0]  # logged too
+    assert "class_path: centernet.data.TrackingDataModule" in (run_dir / "config.yaml").read_text()
+
+
+def test_the_data_module_must_serve_the_model_task(tmp_path):
+    with pytest.raises(ValueError, match=r"model.task 'detection' .*data.class_path centernet.data.TrackingDataModule"):
+        CenterNetCLI(args=["fit", "--config", "tracking", "--model.task=detection"])
+    with pytest.raises(ValueError, match=r"model.task 'tracking' .*data.class_path centernet.CenterNetDataModule"):
+        CenterNetCLI(args=["fit", "--config", "demo", "--model.task=tracking"])
+    with pytest.raises(ValueError, match=r"validate reads image data .*validate --task track"):
+        main(["validate", "--config", "tracking", "--checkpoint", str(FIXTURES / "v1" / "tiny_size_head.ckpt")])
+    # A data config on top of `tracking` lists the tracking data's options directly under `data:`.
+    mot = tmp_path / "mot.yaml"
+    mot.write_text("data:\n  dataset: mot\n  train: MOT17/train\n  val: MOT17/val\n  class_names: [pedestrian]\n")
+    config = read_config(["tracking", str(mot)])
+    assert config["data_class"] == "centernet.data.TrackingDataModule" and config["model"]["task"] == "tracking"
+    assert config["data"]["dataset"] == "mot" and config["data"]["class_names"] == ["pedestrian"]
+    assert read_config(["demo"])["data"]["dataset"] == "shapes"  # image configs read as before
+    unknown = r"option 'data.shapes_train_images' \(--data.shapes_train_images=3\) is not accepted by the data module"
+    with pytest.raises(ValueError, match=unknown + " centernet.data.TrackingDataModule"):
+        read_config(["tracking"], ["--data.shapes_train_images=3"])  # the detection data's option
+
+
 def test_unknown_config_keys_are_errors(tmp_path, capsys):
     config = tmp_path / "typo.yaml"
     config.write_text("model:\n  backbone_name: resnet18\n")
@@ -125,7 +180,7 @@ def test_a_yaml_syntax_error_is_a_short_message_naming_the_line(command, tmp_pat
 def test_cli_without_subcommand_reads_the_base_config(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["centernet"])
     cli = CenterNetCLI(args=["--config", str(config_path("demo")), "--data.shapes_root=/nonexistent"], run=False)
-    assert cli.config["model"]["loss"]["min_overlap"] == 0.7 and cli.config["data"]["dataset"] == "shapes"
+    assert cli.config["model"]["loss"]["min_overlap"] == 0.7 and cli.config["data"]["init_args"]["dataset"] == "shapes"
     assert cli.model.model.num_classes == 5
 
 

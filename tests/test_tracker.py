@@ -34,7 +34,9 @@ def tracking_checkpoint(tmp_path_factory) -> tuple[Path, Path]:
                             default_root_dir=str(root))  # fmt: skip
     trainer.fit(module, datamodule=data)
     assert set(evaluation.metrics) >= {"HOTA", "MOTA", "IDF1"}  # tracked the validation video at the fit's end
-    assert json.loads((root / "tracking_metrics.json").read_text()) == evaluation.metrics
+    written = json.loads((root / "metrics.json").read_text())
+    assert {name: written[name] for name in evaluation.metrics} == evaluation.metrics
+    assert written["tracking"] == {"videos": 1, "frames": 12, "global_step": 2}
     metrics = trainer.validate(module, datamodule=data, verbose=False)[0]
     assert "val/map" in metrics and "val/loss_tracking" in metrics  # per-frame detection AP and the losses
     with torch.no_grad():

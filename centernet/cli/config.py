@@ -2,11 +2,14 @@
 
 ``validate``, ``info`` and ``data check`` read the same YAML files as ``fit`` through the same parser, so every
 command accepts the same keys, with the same types, and rejects an unknown key the same way (naming it). Nothing
-is instantiated: the result is the parsed configuration, as plain dicts.
+is instantiated: the result is the parsed configuration, as plain dicts, with the ``data:`` section as the options of
+its data module and ``data_class`` naming that module (``centernet.data.CenterNetDataModule`` unless the config sets
+``data.class_path``).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,7 +17,7 @@ from typing import Any
 
 from centernet.configs import config_path, preset_names
 
-__all__ = ["read_config", "resolve_config_file"]
+__all__ = ["image_data", "read_config", "resolve_config_file"]
 
 
 def resolve_config_file(entry: str) -> str:
@@ -39,7 +42,8 @@ def read_config(
     checkpoint's saved data settings), then ``--key=value`` ``overrides``, exactly as ``centernet fit`` would.
 
     Returns:
-        The ``fit`` configuration as nested plain dicts (``model``, ``data``, ``trainer``, ...).
+        The ``fit`` configuration as nested plain dicts (``model``, ``data``, ``trainer``, ...): ``data`` holds the
+        data module's options, ``data_class`` its class path.
 
     Raises:
         ValueError: the parser's message (an unknown key, a wrong type, unreadable YAML), naming the key.
@@ -70,7 +74,27 @@ def read_config(
     except ArgumentError as error:
         sources = ", ".join(configs) if configs else "the options"
         raise ValueError(f"invalid config ({sources}): {_one_line(error)}") from error
-    return cli.config["fit"].as_dict()
+    config = cli.config["fit"].as_dict()
+    data = config.pop("data")
+    return {**config, "data": dict(data.get("init_args") or {}), "data_class": data["class_path"]}
+
+
+def image_data(config: Mapping[str, Any], command: str, instead: str) -> dict[str, Any]:
+    """The options of :class:`~centernet.data.CenterNetDataModule` (image data) that ``config`` (from
+    :func:`read_config`) holds, for a ``command`` that reads image data.
+
+    Raises:
+        ValueError: if the config selects another data module (tracking videos), naming it and ``instead``.
+    """
+    from centernet.data.datamodule import CenterNetDataModule
+
+    module, _, name = config["data_class"].rpartition(".")
+    if getattr(importlib.import_module(module), name) is not CenterNetDataModule:
+        raise ValueError(
+            f"{command} reads image data (centernet.data.CenterNetDataModule) but the config's data.class_path is "
+            f"{config['data_class']}; {instead}"
+        )
+    return dict(config["data"])
 
 
 def _one_line(error: Exception) -> str:

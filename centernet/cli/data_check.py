@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from centernet.boxes import cxcywh_to_xyxy, relative_to_absolute
-from centernet.cli.config import read_config
+from centernet.cli.config import image_data, read_config
 from centernet.data.datamodule import CenterNetDataModule
 from centernet.data.dataset import DetectionDataset
 from centernet.data.records import DetectionSource, Problems
@@ -97,7 +97,8 @@ def _data_config(configs: list[str], overrides: list[str]) -> dict[str, Any]:
     for item in overrides:
         if not item.startswith("--data."):
             raise ValueError(f"unknown argument {item!r} (only --data.KEY=VALUE overrides)")
-    return read_config(configs, overrides)["data"]
+    instead = "the video data of the tracking task is checked when fit reads it (errors name the file and line)"
+    return image_data(read_config(configs, overrides), "data check", instead)
 
 
 def _print_split(split: str, source: DetectionSource, stats: LabelStatistics, problems: Problems) -> None:

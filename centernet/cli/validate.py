@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from centernet.cli.config import read_config
+from centernet.cli.config import image_data, read_config
 from centernet.cli.predict import add_inference_arguments, load_detector, predict_options
 from centernet.data.datamodule import CenterNetDataModule
 from centernet.data.imagefile import decode_rgb
@@ -71,7 +71,8 @@ def resolve_data(config: str | None, checkpoint: str | Path | None) -> CenterNet
         The data module (not set up); the built-in shapes dataset is generated first if needed.
     """
     if config is not None:
-        data = read_config([config])["data"]
+        instead = "a tracker is scored on videos: centernet validate --task track --checkpoint CKPT --mot DIR"
+        data = image_data(read_config([config]), "validate", instead)
     elif checkpoint is not None and Path(checkpoint).suffix.lower() == ".ckpt":
         saved = read_checkpoint(checkpoint).get("datamodule_hyper_parameters") or {}
         if not saved:

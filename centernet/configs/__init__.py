@@ -1,5 +1,6 @@
-"""The YAML configs shipped with the package (``base.yaml``, ``demo.yaml``, the architecture presets) and the
-coercion of option groups, which the command line passes as dataclasses and checkpoints store as plain dicts."""
+"""The YAML configs shipped with the package (``base.yaml``, the demos, the architecture presets, ``tracking.yaml``)
+and the coercion of option groups, which the command line passes as dataclasses and checkpoints store as plain
+dicts."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def config_path(name: str) -> Path:
 
 
 def preset_names() -> list[str]:
-    """Names of the shipped configs (``base``, ``demo`` and the architecture presets), sorted."""
+    """Names of the shipped configs (``base``, the demos, the architecture presets, ``tracking``), sorted."""
     return sorted(path.stem for path in config_path("base").parent.glob("*.yaml"))
 
 

@@ -54,6 +54,7 @@ _EXPORTS = {
     "ImagePairs": "tracking_pairs",
     "VideoPairs": "tracking_pairs",
     "collate_tracking": "tracking_pairs",
+    "TrackingDataModule": "tracking_datamodule",
     "VideoFrame": "video_records",
     "VideoSequence": "video_records",
     "VideoSource": "video_records",

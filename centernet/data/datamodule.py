@@ -4,7 +4,7 @@ contract. Every image and annotation is validated in ``setup`` (before training,
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import cv2
 import lightning as L
@@ -85,6 +85,7 @@ class CenterNetDataModule(L.LightningDataModule):
             instead of on its cell of the image (0: crops cover every image evenly, background included).
 
     Attributes:
+        tasks: The ``model.task`` s this data trains (``centernet fit`` refuses another; pose needs keypoints).
         num_classes: Number of categories C (labels are 0..C-1).
         class_names: Category names, index = label.
         category_ids: The dataset's category ids, index = label.
@@ -96,6 +97,8 @@ class CenterNetDataModule(L.LightningDataModule):
         problems: Per split (``"train"``, ``"val"``), what validation found: clipped and dropped boxes, skipped
             images.
     """
+
+    tasks: ClassVar[tuple[str, ...]] = ("detection", "pose")
 
     def __init__(
         self,

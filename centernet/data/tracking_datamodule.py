@@ -1,10 +1,14 @@
 """The DataModule of the tracking task: frame pairs from MOTChallenge folders, COCO-video json or the built-in
-moving-shapes videos (:mod:`centernet.data.tracking_pairs`)."""
+moving-shapes videos (:mod:`centernet.data.tracking_pairs`).
+
+``centernet fit`` selects it with ``data.class_path: centernet.data.TrackingDataModule`` (the shipped ``tracking``
+config); its classes, category ids and input size are linked into the model as :class:`CenterNetDataModule`'s are.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 from torch.utils.data import DataLoader
@@ -41,7 +45,19 @@ class TrackingDataModule(L.LightningDataModule):
         shapes_train: Training videos generated.
         shapes_val: Validation videos generated.
         shapes_frames: Frames per generated video.
+
+    Attributes:
+        tasks: The ``model.task`` s this data trains (``centernet fit`` refuses another).
+        num_classes: Number of categories C (labels are 0..C-1).
+        class_names: Category names, index = label.
+        category_ids: The dataset's category ids, index = label.
+        task_data: What the task needs to know about the data (linked into ``model.task_data``): nothing, ``None``.
+        train_source: The training videos (:class:`~centernet.data.video_records.VideoSource`).
+        val_source: The validation videos; :class:`~centernet.training.tracking_eval.TrackingEvaluation` tracks them
+            at the end of a fit.
     """
+
+    tasks: ClassVar[tuple[str, ...]] = ("tracking",)
 
     def __init__(
         self,
@@ -68,6 +84,8 @@ class TrackingDataModule(L.LightningDataModule):
             raise ValueError(f"dataset must be 'moving_shapes', 'mot' or 'coco_video', got {dataset!r}")
         if dataset != "moving_shapes" and (train is None or val is None):
             raise ValueError(f"dataset {dataset!r} needs train and val")
+        if batch_size < 1 or num_workers < 0:
+            raise ValueError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size} and {num_workers}")
         self.dataset, self.train, self.val = dataset, train, val
         self.train_images, self.val_images = train_images, val_images
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
@@ -82,6 +100,7 @@ class TrackingDataModule(L.LightningDataModule):
         self.class_names = self.train_source.class_names
         self.category_ids = self.train_source.category_ids
         self.num_classes = len(self.class_names)
+        self.task_data: dict[str, Any] | None = None
         self.train_dataset: VideoPairs | None = None
         self.val_dataset: VideoPairs | None = None
 

@@ -14,6 +14,7 @@ _EXPORTS = {
     "EMA": "ema",
     "LastCheckpoint": "callbacks",
     "OptimizerConfig": "optim",
+    "TrackingEvaluation": "tracking_eval",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -4,31 +4,42 @@ Every config is read on top of ``configs/base.yaml`` (a default config file), so
 ``configs/demo.yaml`` only lists what it changes. The number of classes, the class names, the category ids,
 the input size and what the task needs to know about the data (a pose dataset's joints) flow from the data module
 into the model (linked, never typed twice).
+
+The data module is :class:`~centernet.data.CenterNetDataModule` (images: detection, pose) unless a config names
+another with ``data.class_path`` (LightningCLI's subclass mode), e.g. ``centernet.data.TrackingDataModule`` (video
+frame pairs) in the shipped ``tracking`` config. A plain ``data:`` section sets the options of the module already
+chosen, so every detection and pose config reads as before; the module must serve ``model.task``.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import re
 import sys
+import textwrap
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from centernet.configs import config_path
-from centernet.data.datamodule import CenterNetDataModule
 from centernet.model.checkpoint import FORMAT_1_OPTIONS, read_checkpoint
 from centernet.training.checkpoint_io import AtomicCheckpointIO, has_checkpoint_io
 from centernet.training.module import CenterNetModule
 
-__all__ = ["LIGHTNING_COMMANDS", "CenterNetCLI", "find_last_checkpoint", "next_run_dir"]
+__all__ = ["DEFAULT_DATA_CLASS", "LIGHTNING_COMMANDS", "CenterNetCLI", "find_last_checkpoint", "next_run_dir"]
 
 # `validate` is our own command (centernet/validate.py) on top of the inference API.
 LIGHTNING_COMMANDS = ("fit",)
+
+# The data module of a config that names none (``data.class_path``); base.yaml's ``data:`` section sets its options.
+DEFAULT_DATA_CLASS = "centernet.data.CenterNetDataModule"
 
 
 def next_run_dir(root: str | Path) -> tuple[Path, int]:
@@ -111,6 +122,53 @@ def _is_format_1(key: str, value: Any) -> bool:
     return not group_given_whole
 
 
+def _check_data_serves_task(data_class_path: str, task: str) -> None:
+    """A data module that declares the tasks it trains (``tasks``, e.g. tracking's video frame pairs) must serve
+    ``model.task``: a tracker fed single images, or a detector fed frame pairs, would fail deep inside a step.
+
+    Raises:
+        ValueError: naming ``model.task``, ``data.class_path`` and how to make them agree.
+    """
+    module, _, name = data_class_path.rpartition(".")
+    tasks = getattr(getattr(importlib.import_module(module), name), "tasks", None)
+    if tasks is None or task in tasks:
+        return
+    served = " or ".join(repr(t) for t in tasks)
+    if task == "tracking":
+        hint = "a tracker trains on videos: data.class_path: centernet.data.TrackingDataModule"
+    else:
+        hint = f"set model.task: {tasks[0]}" if len(tasks) == 1 else f"set model.task to {served}"
+    if "tracking" in (task, *tasks):
+        hint += ", as the shipped `tracking` config does"
+    raise ValueError(
+        f"model.task {task!r} does not match the data: data.class_path {data_class_path} serves model.task "
+        f"{served}; {hint}"
+    )
+
+
+_DATA_CLASS_PROBLEM = re.compile(
+    r"Problem with given class_path '([^']+)':\n(.*?)\n\s*- Expected a <class 'NoneType'>", re.DOTALL
+)
+_DATA_ARGUMENT = re.compile(r"Given value: NestedArg\(key='([^']*)', val='([^']*)'\)")
+
+
+def _plain_data_error(message: str) -> str:
+    """jsonargparse reports a bad option of the data module (chosen by ``data.class_path``) as a failed match of
+    every type the section may take; keep what a user needs: the key, the value given and the data module."""
+    found = _DATA_CLASS_PROBLEM.search(message) if message.startswith('Parser key "data":') else None
+    if found is None:
+        return message
+    class_path, problem = found[1], textwrap.dedent(found[2]).strip()
+    unknown = re.fullmatch(r"Option '([^']+)' is not accepted", problem)
+    if unknown:
+        given = _DATA_ARGUMENT.search(message)
+        typed = f" (--data.{given[1]}={given[2]})" if given and given[1] == unknown[1] else ""
+        return f"option 'data.{unknown[1]}'{typed} is not accepted by the data module {class_path}"
+    if problem.startswith('Parser key "'):
+        return 'Parser key "data.' + problem[len('Parser key "') :]
+    return f"data.class_path {class_path}: {problem}"
+
+
 class _DropNoise(logging.Filter):
     """Drops Lightning's messages that ask nothing of the user: advertising tips, its note on checkpoints'
     ``weights_only`` (centernet always saves the full training state and loads as data only) and on estimating the
@@ -150,7 +208,8 @@ class CenterNetCLI(LightningCLI):
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
             super().__init__(
                 CenterNetModule,
-                CenterNetDataModule,
+                LightningDataModule,
+                subclass_mode_data=True,  # data.class_path picks the module; CenterNetDataModule by default
                 args=args,
                 run=run,
                 parser_kwargs=parser_kwargs,
@@ -163,9 +222,12 @@ class CenterNetCLI(LightningCLI):
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         """The parser of each command, with a one-line usage: on an error (a YAML syntax error, an unknown key)
-        the message is what a user needs, not the hundred option names that ``--help`` lists."""
+        the message is what a user needs, not the hundred option names that ``--help`` lists, nor every type the
+        data section might have taken."""
         parser = super().init_parser(**kwargs)
         parser.format_usage = lambda: f"usage: {parser.prog} [--config CONFIG] [options]\n"
+        error = parser.error
+        parser.error = lambda message, ex=None: error(_plain_data_error(message), ex)
         return parser
 
     @staticmethod
@@ -190,6 +252,8 @@ class CenterNetCLI(LightningCLI):
         self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Set before the default config file is read, so that base.yaml's plain `data:` keys are its options.
+        parser.set_defaults({"data": {"class_path": DEFAULT_DATA_CLASS}})
         for attribute in ("num_classes", "class_names", "category_ids", "image_size", "task_data"):
             parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
 
@@ -218,9 +282,13 @@ class CenterNetCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
     def before_instantiate_classes(self) -> None:
-        """Checkpoints are read as data only: ``--weights_only false`` (LightningCLI's) would ask for unpickling
-        code, which centernet never does, so it is refused rather than ignored."""
+        """The data module must serve ``model.task`` (tracking data for a tracker, images for the others), named in
+        one error before anything is built. Checkpoints are read as data only: ``--weights_only false``
+        (LightningCLI's) would ask for unpickling code, which centernet never does, so it is refused rather than
+        ignored."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("data") is not None:
+            _check_data_serves_task(config["data"]["class_path"], config["model"]["task"])
         if config.get("weights_only") is False:
             raise ValueError(
                 "--weights_only false is not supported: centernet loads checkpoints as data only (tensors and plain "
