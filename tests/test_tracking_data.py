@@ -196,3 +196,58 @@ def test_moving_shapes_have_entering_occluded_and_turning_objects(tmp_path: Path
     assert any(np.diff(frames_of).max() > 1 for frames_of in seen_in.values() if len(frames_of) > 1)
     paths = ensure_moving_shapes(tmp_path, num_train=1, num_val=1, num_frames=20, image_size=64)
     assert len(parse_mot(paths.val).sequences[0]) == 20
+
+
+def _still_coco(tmp_path: Path, category: str = "shape") -> tuple[Path, Path]:
+    """Two 64 px still images with two boxes each, as a COCO detection json."""
+    import cv2
+
+    folder = tmp_path / "still"
+    folder.mkdir()
+    images, annotations = [], []
+    for i, frame in enumerate(_frames(2), start=1):
+        cv2.imwrite(str(folder / f"{i}.png"), frame)
+        images.append({"id": i, "file_name": f"{i}.png", "width": 64, "height": 64})
+        for j, (x, y) in enumerate([(8, 8), (36, 30)]):
+            annotations.append({"id": 10 * i + j, "image_id": i, "category_id": 1, "bbox": [x, y, 20, 20],
+                                "area": 400, "iscrowd": 0})  # fmt: skip
+    path = tmp_path / "still.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": [{"id": 1, "name": category}]}))  # fmt: skip
+    return folder, path
+
+
+def test_data_module_trains_on_still_images_with_or_without_videos(tmp_path: Path):
+    from centernet.data.sampler import SeededSamples
+    from centernet.data.tracking_datamodule import TrackingDataModule
+
+    images, annotations = _still_coco(tmp_path)
+    shapes = {"shapes_root": str(tmp_path / "cache"), "shapes_train": 1, "shapes_val": 1, "shapes_frames": 10}
+    mixed = TrackingDataModule("moving_shapes", image_size=64, batch_size=4, num_workers=0, still_images=str(images),
+                               still_annotations=str(annotations), **shapes)  # fmt: skip
+    mixed.setup("fit")
+    video_pairs = 10  # one 10-frame video: a pair per frame
+    assert len(mixed.train_dataset) == video_pairs + 2
+    still = SeededSamples(mixed.train_dataset)[(video_pairs + 1, 3)]  # the second still image, seeded
+    assert still["track_mask"].tolist() == [1.0, 1.0]  # every object is in both frames of a simulated pair
+    batch = next(iter(mixed.train_dataloader()))
+    assert batch["prev_image"].shape == (4, 3, 64, 64)
+
+    # Still images alone (CenterTrack's static-image training), scored on MOT validation videos.
+    val = mixed.val
+    alone = TrackingDataModule("mot", val=val, class_names=["shape"], image_size=64, batch_size=2, num_workers=0,
+                               still_images=str(images), still_annotations=str(annotations))  # fmt: skip
+    alone.setup("fit")
+    assert len(alone.train_dataset) == 2 and alone.class_names == ["shape"]
+
+
+def test_still_images_must_name_the_videos_classes(tmp_path: Path):
+    from centernet.data.tracking_datamodule import TrackingDataModule
+
+    images, annotations = _still_coco(tmp_path, category="person")
+    shapes = {"shapes_root": str(tmp_path / "cache"), "shapes_train": 1, "shapes_val": 1, "shapes_frames": 10}
+    with pytest.raises(ValueError, match=r"still_annotations .*\['person'\].*\['shape'\]"):
+        TrackingDataModule("moving_shapes", image_size=64, still_images=str(images), still_annotations=str(annotations),
+                           **shapes)  # fmt: skip
+    with pytest.raises(ValueError, match="still_images and still_annotations go together"):
+        TrackingDataModule("moving_shapes", image_size=64, still_annotations=str(annotations), **shapes)
