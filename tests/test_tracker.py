@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import quiet_trainer, tiny_module
 
-from centernet.data.mot import parse_mot, read_mot_results
+from centernet.data.mot import parse_mot, read_mot_results, read_seqinfo
 from centernet.data.moving_shapes import ensure_moving_shapes
 from centernet.inference.tracker import Tracker, _EagerRunner, _OnnxRunner
 from centernet.training.tracking_eval import TrackingEvaluation
@@ -270,3 +270,29 @@ def test_validate_task_track_writes_metrics(tracking_checkpoint, tmp_path: Path)
                     str(tmp_path)])  # fmt: skip
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["MOTA"] == payload["MOTA"] and 0 <= written["HOTA"] <= 1 and "IDF1" in written
+
+
+def test_track_cli_takes_motchallenge_sequence_folders(tracking_checkpoint, tmp_path: Path):
+    """A sequence folder (seqinfo.ini) or its img1/ is tracked under the sequence's name at its frame rate, so two
+    sequences' img1/ folders do not collide; the results equal those of the frames given as a plain folder."""
+    import cv2
+
+    from centernet.cli.main import main
+
+    path, val = tracking_checkpoint
+    (sequence,) = sorted(p for p in val.iterdir() if (p / "seqinfo.ini").is_file())
+    common = ["--checkpoint", str(path), "--detection-threshold", "0.02", "--new-track-threshold", "0.02"]
+    out = main(["track", "--source", str(sequence), "--out", str(tmp_path / "a"), *common])
+    assert sorted(p.name for p in out.iterdir()) == [f"{sequence.name}{s}" for s in (".json", ".mp4", ".txt")]
+    frames_of = main(["track", "--source", str(sequence / "img1"), "--out", str(tmp_path / "c"), "--no-video", *common])
+    assert (frames_of / f"{sequence.name}.txt").read_text() == (out / f"{sequence.name}.txt").read_text()
+    frame_rate = float(read_seqinfo(sequence).get("frameRate", 25))
+    video = cv2.VideoCapture(str(out / f"{sequence.name}.mp4"))
+    assert video.get(cv2.CAP_PROP_FPS) == pytest.approx(frame_rate)
+    video.release()
+    plain = tmp_path / "frames"
+    plain.mkdir()
+    for frame in sorted((sequence / "img1").iterdir()):
+        (plain / frame.name).write_bytes(frame.read_bytes())
+    main(["track", "--source", str(plain), "--out", str(tmp_path / "b"), "--no-video", *common])
+    assert (out / f"{sequence.name}.txt").read_text() == (tmp_path / "b" / "frames.txt").read_text()

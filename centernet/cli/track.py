@@ -35,7 +35,10 @@ _DEFAULT_BATCH = 8
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="centernet track", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", nargs="+", required=True, help="videos and/or folders of frames (sorted by name)")
+    parser.add_argument(
+        "--source", nargs="+", required=True,
+        help="videos, folders of frames (sorted by name) and/or MOTChallenge sequence folders (seqinfo.ini)",
+    )  # fmt: skip
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", help="a tracking-task `centernet fit` checkpoint (PyTorch)")
     model.add_argument("--onnx", help="a tracking model exported to ONNX (run by ONNX Runtime)")
@@ -55,15 +58,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sequence(source: Path) -> tuple[Path, dict[str, str]] | None:
+    """The MOTChallenge sequence ``source`` is (a folder with ``seqinfo.ini``) or is the frame folder of, with its
+    ``seqinfo.ini`` entries; ``None`` for a video or a plain folder of frames."""
+    from centernet.data.mot import read_seqinfo
+
+    for folder in (source, source.parent):
+        if source.is_dir() and (folder / "seqinfo.ini").is_file():
+            info = read_seqinfo(folder)
+            if folder == source or source.name == info["imDir"]:
+                return folder, info
+    return None
+
+
+def _source_name(source: Path) -> str:
+    """The name of a source's output files: a video's stem, a MOTChallenge sequence's folder (also when its
+    ``img1/`` is given: every sequence has one), else the folder of frames."""
+    sequence = _sequence(source)
+    if sequence is not None:
+        return sequence[0].name
+    return source.stem if source.is_file() else source.name
+
+
 def _frames(source: Path) -> tuple[Iterator[np.ndarray], int, float]:
-    """(frames as RGB uint8, frame count or 0 if unknown, frames per second)."""
+    """(frames as RGB uint8, frame count or 0 if unknown, frames per second). A MOTChallenge sequence folder gives
+    the frames of its ``imDir`` at its ``frameRate``."""
     from centernet.inference.inputs import is_video, list_images, read_rgb, read_video, video_info
 
     if is_video(source):
         info = video_info(source)
         return read_video(source), info.frames, info.fps
+    fps, sequence = 25.0, _sequence(source)
+    if sequence is not None:
+        folder, seqinfo = sequence
+        source, fps = folder / seqinfo["imDir"], float(seqinfo.get("frameRate", fps))
     paths = list_images(source)
-    return (read_rgb(path) for path in paths), len(paths), 25.0
+    return (read_rgb(path) for path in paths), len(paths), fps
 
 
 class _Output:
@@ -78,7 +108,7 @@ class _Output:
 
     def __init__(self, source: Path, out: Path, write_video: bool, progress: Progress) -> None:
         self.source = source
-        self.name = source.stem if source.is_file() else source.name
+        self.name = _source_name(source)
         self.out = out
         self.write_video = write_video
         self.progress = progress
