@@ -109,14 +109,15 @@ def test_track_command_writes_mot_coco_video_and_a_video(tracking_checkpoint, tm
     frames_dir = sequence.frames[0].path.parent
     out = main(["track", "--source", str(frames_dir), "--checkpoint", str(path), "--out", str(tmp_path),
                 "--detection-threshold", "0.02", "--new-track-threshold", "0.02"])  # fmt: skip
-    results = read_mot_results(out / "img1.txt")
+    name = frames_dir.parent.name  # the img1/ of a MOTChallenge sequence: its outputs carry the sequence's name
+    results = read_mot_results(out / f"{name}.txt")
     assert sorted(results) == list(range(1, len(sequence) + 1))
-    coco = json.loads((out / "img1.json").read_text())
-    assert len(coco["images"]) == len(sequence) and coco["videos"] == [{"id": 1, "name": "img1"}]
+    coco = json.loads((out / f"{name}.json").read_text())
+    assert len(coco["images"]) == len(sequence) and coco["videos"] == [{"id": 1, "name": name}]
     assert {a["track_id"] for a in coco["annotations"]} == {int(i) for ids, _, _ in results.values() for i in ids}
     import cv2
 
-    capture = cv2.VideoCapture(str(out / "img1.mp4"))
+    capture = cv2.VideoCapture(str(out / f"{name}.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == len(sequence)
     capture.release()
 
