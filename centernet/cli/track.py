@@ -63,11 +63,13 @@ def _sequence(source: Path) -> tuple[Path, dict[str, str]] | None:
     ``seqinfo.ini`` entries; ``None`` for a video or a plain folder of frames."""
     from centernet.data.mot import read_seqinfo
 
-    for folder in (source, source.parent):
-        if source.is_dir() and (folder / "seqinfo.ini").is_file():
-            info = read_seqinfo(folder)
-            if folder == source or source.name == info["imDir"]:
-                return folder, info
+    if not source.is_dir():
+        return None
+    if (source / "seqinfo.ini").is_file():
+        return source, read_seqinfo(source)
+    if (source.parent / "seqinfo.ini").is_file():
+        info = read_seqinfo(source.parent)
+        return (source.parent, info) if source.name == info["imDir"] else None
     return None
 
 
